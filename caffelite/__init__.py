@@ -1,0 +1,16 @@
+"""caffelite: Caffe-compatible declarative deep learning in Python.
+
+``import caffelite as caffe`` gives pycaffe's module-level API.
+"""
+from .backend import set_mode_cpu, set_mode_gpu, set_device, set_random_seed
+from .blob import Blob
+from .errors import CaffeliteError, LayerError, NetError, PrototxtError, WeightsError
+from .layer import Layer, layer_type_list, register_layer
+from .net import Net, TRAIN, TEST
+from . import proto
+
+__version__ = "1.0.0"
+
+__all__ = ["Net", "Blob", "Layer", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu",
+           "set_device", "set_random_seed", "layer_type_list", "register_layer",
+           "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError"]

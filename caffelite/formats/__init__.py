@@ -1,0 +1,1 @@
+"""Reading and writing Caffe's files: prototxt, caffemodel, mean files, upgrades."""

@@ -1,0 +1,6 @@
+"""Built-in layer types; importing this package registers every one of them."""
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,0 +1,78 @@
+"""InnerProduct: y = x W^T + b over the axes from ``axis`` on."""
+from ..backend import get_array_module
+from ..fillers import fill
+from ..layer import Layer, register_layer
+
+
+@register_layer("InnerProduct", v1="INNER_PRODUCT")
+class InnerProductLayer(Layer):
+    """bottom x: M = count(0, axis) rows of K = count(axis, end) features.
+    top: x.shape[:axis] + (num_output,).
+    blobs: W (num_output, K) — (K, num_output) with transpose — and b (num_output,).
+    Params: inner_product_param {num_output, bias_term, weight_filler, bias_filler,
+    axis, transpose}."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.layer_param.inner_product_param
+        if p.num_output == 0:
+            raise self.error("inner_product_param.num_output must be set and positive")
+        self.num_output = p.num_output
+        self.bias_term = p.bias_term
+        self.transpose = p.transpose
+        self.axis = self._axis(bottom[0])
+        self.K = bottom[0].count_range(self.axis)
+        if self.blobs:
+            expected = 2 if self.bias_term else 1
+            if len(self.blobs) != expected:
+                raise self.error(f"has {len(self.blobs)} preloaded blobs, expected {expected}")
+            return
+        w_shape = (self.K, self.num_output) if self.transpose else (self.num_output, self.K)
+        self.blobs.append(self.make_blob(w_shape, bottom[0]))
+        fill(self.blobs[0], p.weight_filler)
+        if self.bias_term:
+            self.blobs.append(self.make_blob((self.num_output,), bottom[0]))
+            fill(self.blobs[1], p.bias_filler)
+
+    def _axis(self, blob):
+        try:
+            return blob.canonical_axis(self.layer_param.inner_product_param.axis)
+        except Exception as e:
+            raise self.error(f"inner_product_param.axis: {e} (bottom shape {blob.shape})")
+
+    def reshape(self, bottom, top):
+        axis = self._axis(bottom[0])
+        k = bottom[0].count_range(axis)
+        if k != self.K:
+            raise self.error(f"input size incompatible with inner product parameters: bottom "
+                             f"shape {bottom[0].shape} gives {k} features from axis {axis}, "
+                             f"the weights expect {self.K}")
+        self.axis = axis
+        self.M = bottom[0].count_range(0, axis)
+        top[0].reshape(bottom[0].shape[:axis] + (self.num_output,))
+
+    def _weight(self):
+        w = self.blobs[0].data
+        return w if self.transpose else w.T        # (K, num_output)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data.reshape(self.M, self.K)
+        y = top[0].data.reshape(self.M, self.num_output)
+        xp = get_array_module(x)
+        xp.matmul(x, self._weight(), out=y)
+        if self.bias_term:
+            y += self.blobs[1].data
+
+    def backward(self, top, propagate_down, bottom):
+        dy = top[0].diff.reshape(self.M, self.num_output)
+        x = bottom[0].data.reshape(self.M, self.K)
+        if self.param_needs_grad(0):
+            if self.transpose:
+                self.blobs[0].diff[...] += x.T @ dy
+            else:
+                self.blobs[0].diff[...] += dy.T @ x
+        if self.bias_term and self.param_needs_grad(1):
+            self.blobs[1].diff[...] += dy.sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff.reshape(self.M, self.K)[...] = dy @ self._weight().T

@@ -1,0 +1,34 @@
+"""ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
+from ..backend import get_array_module
+from ..layer import Layer, register_layer
+
+
+@register_layer("ReLU", v1="RELU")
+class ReLULayer(Layer):
+    """bottom x -> top y, same shape (in-place allowed). dx = dy * ((x > 0) + ns * (x <= 0)),
+    evaluated on the bottom data (in place that is y, which has the same sign for ns >= 0).
+    Params: relu_param.negative_slope."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        self.negative_slope = self.layer_param.relu_param.negative_slope
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(bottom[0].shape)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        xp = get_array_module(x)
+        if self.negative_slope:
+            top[0].data[...] = xp.maximum(x, 0) + self.negative_slope * xp.minimum(x, 0)
+        else:
+            top[0].data[...] = xp.maximum(x, 0)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x = bottom[0].data
+        slope = (x > 0) + self.negative_slope * (x <= 0)
+        bottom[0].diff[...] = top[0].diff * slope

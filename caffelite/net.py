@@ -1,0 +1,364 @@
+"""Net: a NetParameter built into wired layers, run forward and backward (pycaffe's API)."""
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from . import backend
+from .blob import Blob
+from .errors import CaffeliteError, NetError, layer_error
+from .layer import create_layer
+from .net_rules import filter_net, insert_splits
+from . import net_api
+
+TRAIN, TEST = 0, 1
+
+
+def _parse_args(args, kwargs):
+    """Sort out pycaffe's constructor forms into (source, phase, level, stages, weights)."""
+    kwargs = dict(kwargs)
+    level = kwargs.pop("level", 0)
+    stages = kwargs.pop("stages", None) or []
+    weights = kwargs.pop("weights", None)
+    phase = kwargs.pop("phase", None)
+    if kwargs:
+        raise TypeError(f"Net() got unexpected arguments {sorted(kwargs)}")
+    if not args:
+        raise TypeError("Net() needs a network file or a NetParameter")
+    source, rest = args[0], list(args[1:])
+    if rest and isinstance(rest[0], (str, os.PathLike)):  # Net(file, pretrained, phase)
+        weights = rest.pop(0)
+    if rest:
+        phase = rest.pop(0)
+    if rest:
+        raise TypeError("Net() takes (network_file, phase) or "
+                        "(network_file, pretrained_file, phase)")
+    return source, phase, level, stages, weights
+
+
+class Net(net_api.NetApiMixin):
+    def __init__(self, *args, **kwargs):
+        from .proto import caffe_pb2
+        from .formats.netfile import read_net
+        source, phase, level, stages, weights = _parse_args(args, kwargs)
+        if isinstance(source, caffe_pb2.NetParameter):
+            param = caffe_pb2.NetParameter()
+            param.CopyFrom(source)
+            self.source = "<NetParameter>"
+        else:
+            self.source = os.fspath(source)
+            param = read_net(self.source)
+        if phase is not None or not isinstance(source, caffe_pb2.NetParameter):
+            if phase is None:
+                raise TypeError("Net(network_file, ...) needs a phase: caffe.TRAIN or caffe.TEST")
+            if phase not in (TRAIN, TEST):
+                raise CaffeliteError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
+            param.state.phase = phase
+            param.state.level = level
+            param.state.stage.extend(stages)
+        self._init(param)
+        if weights:
+            self.copy_from(weights)
+
+    # -- construction ---------------------------------------------------------------------
+    def _init(self, in_param):
+        self.param = in_param
+        self.name = in_param.name
+        self.phase = in_param.state.phase
+        self.debug_info = in_param.debug_info
+        net_param = insert_splits(filter_net(in_param))
+        self.layers, self._layer_names, self._layer_params = [], [], []
+        self._blob_list, self._blob_names, self._blob_index = [], [], {}
+        self._bottom_vecs, self._top_vecs, self._bottom_id_vecs, self._top_id_vecs = [], [], [], []
+        self._input_ids, self._blob_need_backward = [], []
+        self._bottom_need_backward, self._layer_need_backward = [], []
+        self._blob_loss_weight = []
+        self._params, self._param_owners, self._param_layer_indices = [], [], []
+        self._param_names_index, self._param_display_names = {}, []
+        self.learnable_params, self._learnable_param_ids = [], []
+        self.params_lr, self.params_weight_decay = [], []
+        self._has_lr, self._has_decay = [], []
+        self._before_forward, self._after_forward = [], []
+        self._before_backward, self._after_backward = [], []
+        available = set()
+        for layer_id, src_param in enumerate(net_param.layer):
+            lp = type(src_param)()
+            lp.CopyFrom(src_param)
+            if not lp.HasField("phase"):
+                lp.phase = self.phase
+            if len(lp.propagate_down) not in (0, len(lp.bottom)):
+                raise layer_error(lp, f"propagate_down must be given 0 or {len(lp.bottom)} "
+                                      f"times (once per bottom), got {len(lp.propagate_down)}")
+            layer = create_layer(lp)
+            self.layers.append(layer)
+            self._layer_names.append(lp.name)
+            self._layer_params.append(lp)
+            bottoms, bottom_ids, bottom_need = [], [], []
+            need_backward = False
+            for j, name in enumerate(lp.bottom):
+                if name not in available:
+                    reason = ("it was already consumed" if name in self._blob_index
+                              else "no earlier layer produces it")
+                    raise layer_error(lp, f"unknown bottom blob '{name}' (bottom index {j}): "
+                                          f"{reason}")
+                available.discard(name)
+                idx = self._blob_index[name]
+                need = self._blob_need_backward[idx]
+                need_backward |= need
+                if lp.propagate_down:
+                    need = bool(lp.propagate_down[j])
+                bottoms.append(self._blob_list[idx])
+                bottom_ids.append(idx)
+                bottom_need.append(need)
+            tops, top_ids = [], []
+            for j, name in enumerate(lp.top):
+                if j < len(lp.bottom) and name == lp.bottom[j]:
+                    idx = self._blob_index[name]       # in place: reuse the bottom blob
+                elif name in self._blob_index:
+                    raise layer_error(lp, f"top blob '{name}' is produced by multiple sources "
+                                          f"(only top i == bottom i may be computed in place)")
+                else:
+                    idx = self._new_blob(name)
+                if lp.type == "Input":
+                    self._input_ids.append(idx)
+                available.add(name)
+                tops.append(self._blob_list[idx])
+                top_ids.append(idx)
+            if layer.auto_top_blobs:
+                needed = max(layer.min_top or 0, layer.exact_num_top or 0)
+                while len(tops) < needed:
+                    idx = self._new_blob("(automatic)", register=False)
+                    tops.append(self._blob_list[idx])
+                    top_ids.append(idx)
+            self._bottom_vecs.append(bottoms)
+            self._bottom_id_vecs.append(bottom_ids)
+            self._bottom_need_backward.append(bottom_need)
+            self._top_vecs.append(tops)
+            self._top_id_vecs.append(top_ids)
+            layer.SetUp(bottoms, tops)
+            for j, idx in enumerate(top_ids):
+                self._blob_loss_weight[idx] = layer.loss(j)
+            if len(lp.param) > len(layer.blobs):
+                raise layer_error(lp, f"too many param specs: {len(lp.param)} given, the layer "
+                                      f"has {len(layer.blobs)} learnable blobs")
+            for j in range(len(layer.blobs)):
+                spec = lp.param[j] if j < len(lp.param) else None
+                param_need = (spec.lr_mult if spec is not None else 1.0) != 0
+                need_backward |= param_need
+                layer.param_propagate_down[j] = param_need
+            for j in range(len(layer.blobs)):
+                self._append_param(layer_id, j)
+            self._layer_need_backward.append(need_backward)
+            if need_backward:
+                for idx in top_ids:
+                    self._blob_need_backward[idx] = True
+        self._infer_backward(net_param.force_backward)
+        self._output_ids = [self._blob_index[n] for n in sorted(available)]
+        self._cache_views()
+
+    def _new_blob(self, name, register=True):
+        idx = len(self._blob_list)
+        self._blob_list.append(Blob())
+        self._blob_names.append(name)
+        self._blob_need_backward.append(False)
+        self._blob_loss_weight.append(0.0)
+        if register:
+            self._blob_index[name] = idx
+        return idx
+
+    def _append_param(self, layer_id, param_id):
+        from .proto import caffe_pb2
+        lp = self._layer_params[layer_id]
+        layer = self.layers[layer_id]
+        spec = lp.param[param_id] if param_id < len(lp.param) else caffe_pb2.ParamSpec()
+        name = spec.name
+        self._param_display_names.append(name or str(param_id))
+        net_param_id = len(self._params)
+        self._params.append(layer.blobs[param_id])
+        self._param_layer_indices.append((layer_id, param_id))
+        if not name or name not in self._param_names_index:
+            self._param_owners.append(-1)
+            if name:
+                self._param_names_index[name] = net_param_id
+            self._learnable_param_ids.append(len(self.learnable_params))
+            self.learnable_params.append(layer.blobs[param_id])
+            self._has_lr.append(spec.HasField("lr_mult"))
+            self._has_decay.append(spec.HasField("decay_mult"))
+            self.params_lr.append(spec.lr_mult)
+            self.params_weight_decay.append(spec.decay_mult)
+            return
+        owner_id = self._param_names_index[name]
+        self._param_owners.append(owner_id)
+        owner_layer, owner_param = self._param_layer_indices[owner_id]
+        this_blob = layer.blobs[param_id]
+        owner_blob = self.layers[owner_layer].blobs[owner_param]
+        if spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE:
+            if this_blob.count != owner_blob.count:
+                raise layer_error(lp, f"cannot share param '{name}' owned by layer "
+                                      f"'{self._layer_names[owner_layer]}' with shape "
+                                      f"{owner_blob.shape}: counts differ ({this_blob.shape})")
+        elif this_blob.shape != owner_blob.shape:
+            raise layer_error(lp, f"cannot share param '{name}' owned by layer "
+                                  f"'{self._layer_names[owner_layer]}': shape "
+                                  f"{owner_blob.shape} differs from {this_blob.shape} "
+                                  f"(set share_mode: PERMISSIVE to compare counts only)")
+        lid = self._learnable_param_ids[owner_id]
+        self._learnable_param_ids.append(lid)
+        this_blob.share_data(owner_blob)
+        this_blob.share_diff(owner_blob)
+        for has, values, field, has_field in ((self._has_lr, self.params_lr, "lr_mult",
+                                               spec.HasField("lr_mult")),
+                                              (self._has_decay, self.params_weight_decay,
+                                               "decay_mult", spec.HasField("decay_mult"))):
+            if not has_field:
+                continue
+            value = getattr(spec, field)
+            if has[lid]:
+                if value != values[lid]:
+                    raise layer_error(lp, f"shared param '{name}' has mismatched {field} "
+                                          f"({value} here, {values[lid]} at its owner)")
+            else:
+                has[lid] = True
+                values[lid] = value
+
+    def _infer_backward(self, force_backward):
+        under_loss, skip = set(), set()
+        for layer_id in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[layer_id]
+            contributes, skip_down = False, True
+            for j, idx in enumerate(self._top_id_vecs[layer_id]):
+                name = self._blob_names[idx]
+                if layer.loss(j) or name in under_loss:
+                    contributes = True
+                if name not in skip:
+                    skip_down = False
+                if contributes and not skip_down:
+                    break
+            if self._layer_need_backward[layer_id] and skip_down:
+                self._layer_need_backward[layer_id] = False
+                self._bottom_need_backward[layer_id] = [False] * len(self._bottom_id_vecs[layer_id])
+            if not contributes:
+                self._layer_need_backward[layer_id] = False
+            for j, idx in enumerate(self._bottom_id_vecs[layer_id]):
+                name = self._blob_names[idx]
+                if contributes:
+                    under_loss.add(name)
+                else:
+                    self._bottom_need_backward[layer_id][j] = False
+                if not self._bottom_need_backward[layer_id][j]:
+                    skip.add(name)
+        if force_backward:
+            for layer_id, layer in enumerate(self.layers):
+                self._layer_need_backward[layer_id] = True
+                for j, idx in enumerate(self._bottom_id_vecs[layer_id]):
+                    need = self._bottom_need_backward[layer_id][j] or \
+                        layer.allow_force_backward(j)
+                    self._bottom_need_backward[layer_id][j] = need
+                    self._blob_need_backward[idx] = self._blob_need_backward[idx] or need
+                layer.param_propagate_down = [True] * len(layer.blobs)
+
+    def _cache_views(self):
+        self.blobs = OrderedDict((n, b) for n, b in zip(self._blob_names, self._blob_list)
+                                 if n != "(automatic)")
+        self.params = OrderedDict((n, l.blobs) for n, l in zip(self._layer_names, self.layers)
+                                  if len(l.blobs) > 0)
+        self.layer_dict = OrderedDict(zip(self._layer_names, self.layers))
+        self.inputs = [self._blob_names[i] for i in self._input_ids]
+        self.outputs = [self._blob_names[i] for i in self._output_ids]
+        self._inputs = list(self._input_ids)
+        self._outputs = list(self._output_ids)
+        self.top_names = OrderedDict((n, [self._blob_names[i] for i in ids])
+                                     for n, ids in zip(self._layer_names, self._top_id_vecs))
+        self.bottom_names = OrderedDict((n, [self._blob_names[i] for i in ids])
+                                        for n, ids in zip(self._layer_names, self._bottom_id_vecs))
+        self._blob_loss_weights = list(self._blob_loss_weight)
+        self.blob_loss_weights = OrderedDict(
+            (n, w) for n, w in zip(self._blob_names, self._blob_loss_weight) if n != "(automatic)")
+
+    # -- running --------------------------------------------------------------------------
+    def _forward(self, start, end):
+        """Caffe's ForwardFromTo: layers start..end inclusive; returns the summed loss."""
+        loss = 0.0
+        for i in range(start, end + 1):
+            for fn in self._before_forward:
+                fn(i)
+            loss += self.layers[i].Forward(self._bottom_vecs[i], self._top_vecs[i])
+            for fn in self._after_forward:
+                fn(i)
+        return float(loss)
+
+    def _backward(self, start, end):
+        """Caffe's BackwardFromTo: layers start down to end inclusive."""
+        for i in range(start, end - 1, -1):
+            for fn in self._before_backward:
+                fn(i)
+            if self._layer_need_backward[i]:
+                self.layers[i].Backward(self._top_vecs[i], self._bottom_need_backward[i],
+                                        self._bottom_vecs[i])
+            for fn in self._after_backward:
+                fn(i)
+
+    def forward_prefilled(self):
+        return self._forward(0, len(self.layers) - 1)
+
+    def forward_backward(self):
+        loss = self.forward_prefilled()
+        self._backward(len(self.layers) - 1, 0)
+        return loss
+
+    def reshape(self):
+        for layer, bottom, top in zip(self.layers, self._bottom_vecs, self._top_vecs):
+            layer.reshape(bottom, top)
+
+    def clear_param_diffs(self):
+        for blob in self.learnable_params:
+            blob.diff[...] = 0
+
+    def update(self):
+        for blob in self.learnable_params:
+            blob.update()
+
+    def share_with(self, other):
+        """Share memory of params with ``other`` by layer name (Caffe's ShareTrainedLayersWith)."""
+        for name, src in zip(other._layer_names, other.layers):
+            if name not in self.layer_dict:
+                continue
+            dst = self.layer_dict[name]
+            if len(dst.blobs) != len(src.blobs):
+                raise NetError(f"share_with: layer '{name}' has {len(dst.blobs)} blobs here "
+                               f"and {len(src.blobs)} in the source net")
+            for i, (d, s) in enumerate(zip(dst.blobs, src.blobs)):
+                if d.shape != s.shape:
+                    raise NetError(f"share_with: layer '{name}' blob {i} has shape {d.shape} "
+                                   f"here and {s.shape} in the source net")
+                d.share_data(s)
+
+    def copy_from(self, weights):
+        from .formats.weights import copy_trained_layers
+        for path in str(weights).split(","):
+            copy_trained_layers(self, path.strip())
+
+    def layer_index(self, name):
+        try:
+            return self._layer_names.index(name)
+        except ValueError:
+            raise NetError(f"net has no layer named '{name}'") from None
+
+    # pycaffe hooks
+    def before_forward(self, fn):
+        self._before_forward.append(fn)
+
+    def after_forward(self, fn):
+        self._after_forward.append(fn)
+
+    def before_backward(self, fn):
+        self._before_backward.append(fn)
+
+    def after_backward(self, fn):
+        self._after_backward.append(fn)
+
+    def _bottom_ids(self, i):
+        return list(self._bottom_id_vecs[i])
+
+    def _top_ids(self, i):
+        return list(self._top_id_vecs[i])

@@ -1,0 +1,1 @@
+"""Protocol buffer bindings for the Caffe wire format (see proto/caffe.proto)."""

@@ -1,0 +1,1 @@
+"""Helpers for tests: numeric gradient checking and single-layer harnesses."""
