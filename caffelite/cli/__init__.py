@@ -1,0 +1,1 @@
+"""The ``caffelite`` command line: Caffe's ``caffe`` tool and its companion tools."""

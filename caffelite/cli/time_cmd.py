@@ -1,0 +1,84 @@
+"""``caffelite time --model net.prototxt``: Caffe's per-layer forward/backward benchmark."""
+import time
+
+import numpy as np
+
+from .. import backend
+from ..errors import CaffeliteError
+from ..log import g6, logger
+from ..net import Net, TEST, TRAIN
+from .flags import net_flags, new_parser, stages
+from .main import command
+
+
+def _sync():
+    if backend.mode() == backend.GPU:
+        import cupy
+        cupy.cuda.Device().synchronize()
+
+
+def _ms(t0):
+    _sync()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def select_mode(gpu_flag):
+    if gpu_flag:
+        backend.set_device(int(gpu_flag.split(",")[0]) if gpu_flag != "all" else 0)
+        backend.set_mode_gpu()
+        logger.info("Use GPU with device ID %s", gpu_flag.split(",")[0])
+    else:
+        backend.set_mode_cpu()
+        logger.info("Use CPU.")
+
+
+@command("time", "benchmark the execution time of a model, layer by layer")
+def time_model(argv):
+    parser = new_parser("caffelite time", "time a model's forward and backward, per layer")
+    net_flags(parser)
+    args = parser.parse_args(argv)
+    if not args.model:
+        raise CaffeliteError("time: --model is required (a net prototxt)")
+    phase = {"": TRAIN, "TRAIN": TRAIN, "TEST": TEST}.get(args.phase.upper())
+    if phase is None:
+        raise CaffeliteError(f"time: --phase must be TRAIN or TEST, got '{args.phase}'")
+    select_mode(args.gpu)
+    net = Net(args.model, phase, level=args.level, stages=stages(args.stage))
+    logger.info("Performing Forward")
+    loss = net.forward_prefilled()
+    logger.info("Initial loss: %s", g6(loss))
+    logger.info("Performing Backward")
+    net._backward(len(net.layers) - 1, 0)
+    n = len(net.layers)
+    fwd, bwd = np.zeros(n), np.zeros(n)
+    logger.info("*** Benchmark begins ***")
+    logger.info("Testing for %d iterations.", args.iterations)
+    total0 = time.perf_counter()
+    fwd_total = bwd_total = 0.0
+    for it in range(1, args.iterations + 1):
+        it0 = time.perf_counter()
+        f0 = time.perf_counter()
+        for i in range(n):
+            t0 = time.perf_counter()
+            net.layers[i].Forward(net._bottom_vecs[i], net._top_vecs[i])
+            fwd[i] += _ms(t0)
+        fwd_total += _ms(f0)
+        b0 = time.perf_counter()
+        for i in range(n - 1, -1, -1):
+            t0 = time.perf_counter()
+            net.layers[i].Backward(net._top_vecs[i], net._bottom_need_backward[i],
+                                   net._bottom_vecs[i])
+            bwd[i] += _ms(t0)
+        bwd_total += _ms(b0)
+        logger.info("Iteration: %d forward-backward time: %s ms.", it, g6(_ms(it0)))
+    total = _ms(total0)
+    logger.info("Average time per layer: ")
+    for i, name in enumerate(net._layer_names):
+        logger.info("%10s\tforward: %s ms.", name, g6(fwd[i] / args.iterations))
+        logger.info("%10s\tbackward: %s ms.", name, g6(bwd[i] / args.iterations))
+    logger.info("Average Forward pass: %s ms.", g6(fwd_total / args.iterations))
+    logger.info("Average Backward pass: %s ms.", g6(bwd_total / args.iterations))
+    logger.info("Average Forward-Backward: %s ms.", g6(total / args.iterations))
+    logger.info("Total Time: %s ms.", g6(total))
+    logger.info("*** Benchmark ends ***")
+    return 0
