@@ -110,3 +110,29 @@ def replay_net_case(case_dir):
             layer = next(l for n, l in net.layer_dict.items() if key(n) == lname)
             _compare(k, layer.blobs[int(i)].diff, data[k], rtol, atol)
     return net
+
+
+def replay_variants_case(case_dir):
+    """Every [prototxt, weights] pair of a ``variants`` case gives Caffe's outputs/params."""
+    import caffelite as caffe
+    case, data = load_case(case_dir)
+    rtol, atol = case.get("rtol", 1e-4), case.get("atol", 1e-5)
+    phase = caffe.TRAIN if case["phase"] == "TRAIN" else caffe.TEST
+    for proto, weights in case["variants"]:
+        where = f"{proto} + {weights}"
+        with chdir(case_dir):
+            net = caffe.Net(proto, weights, phase)
+        for name, layer in net.layer_dict.items():
+            for i, blob in enumerate(layer.blobs):
+                k = f"param/{key(name)}/{i}"
+                if k in data:
+                    _compare(f"{where}: {k}", blob.data, data[k], rtol, atol)
+                dk = f"param_diff/{key(name)}/{i}"
+                if dk in data and weights.endswith("diff.caffemodel"):
+                    _compare(f"{where}: {dk}", blob.diff, data[dk], rtol, atol)
+        for b in case.get("inputs", []):
+            net.blobs[b].data[...] = data[f"input/{key(b)}"]
+        net.forward()
+        for b in case.get("outputs", []):
+            _compare(f"{where}: output/{b}", net.blobs[b].data, data[f"output/{key(b)}"],
+                     rtol, atol)
