@@ -7,7 +7,7 @@ from .blob import Blob
 from .errors import CaffeliteError, LayerError, NetError, PrototxtError, WeightsError
 from .layer import Layer, layer_type_list, register_layer
 from .net import Net, TRAIN, TEST
-from . import proto
+from . import io, proto
 
 __version__ = "1.0.0"
 

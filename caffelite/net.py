@@ -338,6 +338,24 @@ class Net(net_api.NetApiMixin):
         for path in str(weights).split(","):
             copy_trained_layers(self, path.strip())
 
+    def first_layer_index(self, name):
+        """Index of the first layer called ``name`` (weights match the first), or None."""
+        for i, n in enumerate(self._layer_names):
+            if n == name:
+                return i
+        return None
+
+    def param_owner_map(self):
+        """{(layer index, blob index): owner net-param id, or -1 for owners}."""
+        return {pos: owner for pos, owner in zip(self._param_layer_indices, self._param_owners)}
+
+    def save_hdf5(self, path):
+        from .formats.hdf5 import write_hdf5_weights
+        write_hdf5_weights(self, path)
+
+    def load_hdf5(self, path):
+        self.copy_from(path)
+
     def layer_index(self, name):
         try:
             return self._layer_names.index(name)

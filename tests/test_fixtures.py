@@ -18,7 +18,7 @@ def _cases():
     if ROOT is None:
         return []
     cases = []
-    for kind in ("layers", "nets", "legacy"):
+    for kind in ("layers", "nets", "legacy", "formats"):
         for case_dir in sorted((ROOT / kind).iterdir()):
             meta = json.loads((case_dir / "case.json").read_text())
             if meta.get("check") in ("net", "variants"):

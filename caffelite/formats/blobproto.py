@@ -45,14 +45,3 @@ def array_to_blobproto(arr, diff=None, legacy_dims=False):
     if diff is not None:
         bp.diff.extend(np.asarray(diff, dtype=np.float32).ravel())
     return bp
-
-
-def legacy_shape_matches(bp, target_shape):
-    """Caffe's Blob::ShapeEquals: legacy dims compared right-aligned, padded with 1s."""
-    if bp.HasField("num") or bp.HasField("channels") or bp.HasField("height") \
-            or bp.HasField("width"):
-        if len(target_shape) > 4:
-            return False
-        padded = (1,) * (4 - len(target_shape)) + tuple(target_shape)
-        return padded == (bp.num, bp.channels, bp.height, bp.width)
-    return tuple(int(d) for d in bp.shape.dim) == tuple(target_shape)

@@ -1,92 +1,92 @@
-"""Copy trained weights into a net (Caffe's CopyTrainedLayersFrom) and save a net's weights."""
-import os
+"""Copy trained weights into a net (Caffe's CopyTrainedLayersFrom) and save a net's weights.
 
-import numpy as np
+Copying is all or nothing: every blob is checked against the net before any is written.
+"""
+import logging
+import os
 
 from .. import backend
 from ..errors import WeightsError
-from .blobproto import array_to_blobproto, blobproto_shape, blobproto_to_array, \
-    legacy_shape_matches
-from .prototxt import read_binary
-from .upgrade import upgrade_net
+from .caffemodel import read_caffemodel_blobs, write_caffemodel
+from .hdf5 import is_hdf5, read_hdf5_weights, write_hdf5_weights
+
+log = logging.getLogger("caffelite")
 
 
-def _is_hdf5(path):
-    with open(path, "rb") as f:
-        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+def _legacy_matches(raw, shape):
+    """Caffe's Blob::ShapeEquals: legacy 4-D dims compared right-aligned, padded with 1s."""
+    if raw.legacy:
+        if len(shape) > 4:
+            return False
+        return (1,) * (4 - len(shape)) + tuple(shape) == raw.shape
+    return raw.shape == tuple(shape)
 
 
-def read_caffemodel(path):
-    from ..proto import caffe_pb2
-    param = caffe_pb2.NetParameter()
-    read_binary(path, param)
-    return upgrade_net(param, path)
+def _plan_binary(net, path):
+    plan = []
+    for name, blobs in read_caffemodel_blobs(path):
+        index = net.first_layer_index(name)
+        if index is None:
+            log.info("Ignoring source layer %s", name)
+            continue
+        target = net.layers[index]
+        if len(blobs) != len(target.blobs):
+            raise WeightsError(f"{path}: layer '{name}': the file has {len(blobs)} blobs, the "
+                               f"net's layer has {len(target.blobs)} (did bias_term change?)")
+        for i, (raw, dst) in enumerate(zip(blobs, target.blobs)):
+            if not _legacy_matches(raw, dst.shape):
+                raise WeightsError(
+                    f"{path}: layer '{name}' blob {i}: the net expects shape {dst.shape}, the "
+                    f"file has {raw.shape}. To learn this layer from scratch instead, rename "
+                    f"the layer.")
+            diff = raw.diff.reshape(dst.shape) if raw.diff is not None and \
+                raw.diff.size == dst.count else None
+            plan.append((dst, raw.data.reshape(dst.shape), diff))
+    return plan
 
 
 def copy_trained_layers(net, path):
-    """Match source layers to net layers by name; all checks pass before anything is copied."""
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise WeightsError(f"{path}: no such weights file")
-    if _is_hdf5(path):
-        from .hdf5 import read_hdf5_weights
-        plan = read_hdf5_weights(net, path)
-    else:
-        plan = _plan_binary(net, path)
+    plan = read_hdf5_weights(net, path) if is_hdf5(path) else _plan_binary(net, path)
     for dst, data, diff in plan:
         dst.data[...] = backend.to_device(data, dst.xp)
         if diff is not None:
             dst.diff[...] = backend.to_device(diff, dst.xp)
 
 
-def _plan_binary(net, path):
-    import logging
-    log = logging.getLogger("caffelite")
-    source = read_caffemodel(path)
-    plan = []
-    for src in source.layer:
-        if src.name not in net.layer_dict:
-            log.info("Ignoring source layer %s", src.name)
-            continue
-        target = net.layer_dict[src.name]
-        if len(src.blobs) != len(target.blobs):
-            raise WeightsError(f"{path}: layer '{src.name}': the file has {len(src.blobs)} "
-                               f"blobs, the net's layer has {len(target.blobs)} (did bias_term "
-                               f"change?)")
-        for i, (bp, dst) in enumerate(zip(src.blobs, target.blobs)):
-            if not legacy_shape_matches(bp, dst.shape):
-                raise WeightsError(
-                    f"{path}: layer '{src.name}' blob {i}: the net expects shape {dst.shape}, "
-                    f"the file has {blobproto_shape(bp)}. To learn this layer from scratch "
-                    f"instead, rename the layer.")
-            data = blobproto_to_array(bp).reshape(dst.shape)
-            diff = None
-            if len(bp.diff) or len(bp.double_diff):
-                diff = blobproto_to_array(bp, return_diff=True).reshape(dst.shape)
-            plan.append((dst, data, diff))
-    return plan
+def _layers_for_writing(net, write_diff):
+    for lp, layer in zip(net._layer_params, net.layers):
+        head = type(lp)()
+        head.CopyFrom(lp)
+        del head.blobs[:]
+        blobs = [(backend.asnumpy(b.data), backend.asnumpy(b.diff) if write_diff else None)
+                 for b in layer.blobs]
+        yield head, blobs
+
+
+def save_caffemodel(net, path, write_diff=False):
+    """Binary caffemodel in the current format (each layer's full parameter plus its blobs)."""
+    write_caffemodel(path, net.name, _layers_for_writing(net, write_diff))
+
+
+def save_weights(net, path, write_diff=False):
+    """HDF5 when the name ends in .h5 (as Caffe's snapshot_format picks), else binary."""
+    if os.fspath(path).endswith(".h5"):
+        write_hdf5_weights(net, path, write_diff)
+    else:
+        save_caffemodel(net, path, write_diff)
 
 
 def net_to_proto(net, write_diff=False):
     """NetParameter with every layer's parameter and its blobs, as Caffe's Net::ToProto."""
     from ..proto import caffe_pb2
-    param = caffe_pb2.NetParameter()
-    param.name = net.name
-    for lp, layer in zip(net._layer_params, net.layers):
+    from .blobproto import array_to_blobproto
+    param = caffe_pb2.NetParameter(name=net.name)
+    for head, blobs in _layers_for_writing(net, write_diff):
         out = param.layer.add()
-        out.CopyFrom(lp)
-        del out.blobs[:]
-        for blob in layer.blobs:
-            data = backend.asnumpy(blob.data)
-            diff = backend.asnumpy(blob.diff) if write_diff else None
+        out.CopyFrom(head)
+        for data, diff in blobs:
             out.blobs.add().CopyFrom(array_to_blobproto(data, diff))
     return param
-
-
-def save_caffemodel(net, path, write_diff=False):
-    """Write a binary caffemodel atomically (temporary file, then rename)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(net_to_proto(net, write_diff).SerializeToString())
-    os.replace(tmp, path)
