@@ -51,8 +51,9 @@ def read_caffemodel_blobs(path):
     except WireError as e:
         raise WeightsError(f"{path}: not a binary caffemodel, or a truncated/corrupt one "
                            f"({e})") from None
-    if not layers and len(buf):
-        raise WeightsError(f"{path}: not a binary caffemodel: it holds no layers")
+    if not layers:
+        what = "the file is empty" if not buf else "it holds no layers"
+        raise WeightsError(f"{path}: not a binary caffemodel: {what}")
     for name, blobs in layers:
         for i, blob in enumerate(blobs):
             count = int(np.prod(blob.shape, dtype=np.int64))
