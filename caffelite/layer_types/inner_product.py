@@ -27,6 +27,10 @@ class InnerProductLayer(Layer):
             expected = 2 if self.bias_term else 1
             if len(self.blobs) != expected:
                 raise self.error(f"has {len(self.blobs)} preloaded blobs, expected {expected}")
+            w_shape = (self.K, self.num_output) if self.transpose else (self.num_output, self.K)
+            if self.blobs[0].shape != w_shape:
+                raise self.error(f"preloaded weight shape {self.blobs[0].shape} does not fit "
+                                 f"bottom shape {bottom[0].shape}: expected {w_shape}")
             return
         w_shape = (self.K, self.num_output) if self.transpose else (self.num_output, self.K)
         self.blobs.append(self.make_blob(w_shape, bottom[0]))

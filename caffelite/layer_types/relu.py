@@ -30,5 +30,6 @@ class ReLULayer(Layer):
         if not propagate_down[0]:
             return
         x = bottom[0].data
-        slope = (x > 0) + self.negative_slope * (x <= 0)
-        bottom[0].diff[...] = top[0].diff * slope
+        xp = get_array_module(x)
+        dy = top[0].diff
+        bottom[0].diff[...] = xp.where(x > 0, dy, dy * self.negative_slope)

@@ -60,12 +60,13 @@ def check_gradients(layer, bottom, top, check_bottom=None, check_top=None, eps=1
 
     def analytic():
         layer.Forward(bottom, top)
-        for t, w in zip(top, weights):
-            t.diff[...] = w
+        # zero first: some tops share their diff with a bottom (Flatten, Reshape)
         for b in layer.blobs:
             b.diff[...] = 0
         for b in bottom:
             b.diff[...] = 0
+        for t, w in zip(top, weights):
+            t.diff[...] = w
         layer.param_propagate_down = [True] * len(layer.blobs)
         layer.Backward(top, [i in check_bottom for i in range(len(bottom))], bottom)
         return [t[2].diff.copy() for t in targets]

@@ -1,0 +1,92 @@
+"""Sigmoid layer: forward vs 1/(1+exp(-x)), gradients, in-place use, Caffe fixture."""
+import json
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from caffelite.errors import CaffeliteError
+from caffelite.layer import create_layer, layer_type_list
+from caffelite.proto import caffe_pb2
+from caffelite.testing.fixtures import replay_net_case
+from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+
+def layer_param(text=""):
+    return text_format.Parse('name: "sig" type: "Sigmoid" bottom: "x" top: "y" ' + text,
+                             caffe_pb2.LayerParameter())
+
+
+def replay(fixtures_dir, name):
+    case_dir = fixtures_dir / "layers" / name
+    needed = set(json.loads((case_dir / "case.json").read_text())["layer_types"])
+    missing = needed - set(layer_type_list())
+    if missing:
+        pytest.skip(f"fixture {name} needs unregistered types {sorted(missing)}")
+    replay_net_case(case_dir)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (7,), ()])
+def test_forward_matches_logistic(shape):
+    x = np.random.default_rng(0).standard_normal(shape) * 3
+    layer, top = build_layer(layer_param(), make_blobs([x]))
+    layer.Forward(make_blobs([x]), top)
+    np.testing.assert_allclose(top[0].data, 1 / (1 + np.exp(-x)), rtol=1e-12, atol=1e-15)
+    assert top[0].shape == tuple(shape)
+
+
+def test_forward_saturates_without_overflow():
+    x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    bottom = make_blobs([x], dtype=np.float32)
+    layer, top = build_layer(layer_param(), bottom, dtype=np.float32)
+    with np.errstate(all="raise"):
+        layer.Forward(bottom, top)
+    assert top[0].data.dtype == np.float32
+    np.testing.assert_allclose(top[0].data, [0, 0, 0.5, 1, 1], atol=1e-7)
+
+
+def test_gradient():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4)) * 2
+    bottom = make_blobs([x])
+    layer, top = build_layer(layer_param(), bottom)
+    check_gradients(layer, bottom, top)
+
+
+def test_backward_formula_and_propagate_down():
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    bottom = make_blobs([x])
+    layer, top = build_layer(layer_param(), bottom)
+    layer.Forward(bottom, top)
+    dy = np.random.default_rng(3).standard_normal((3, 4))
+    top[0].diff[...] = dy
+    y = 1 / (1 + np.exp(-x))
+    layer.Backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff, dy * y * (1 - y), rtol=1e-12)
+    bottom[0].diff[...] = 7.0
+    layer.Backward(top, [False], bottom)
+    assert (bottom[0].diff == 7.0).all()
+
+
+def test_in_place():
+    x = np.random.default_rng(4).standard_normal((2, 5))
+    blob = make_blobs([x])[0]
+    layer = create_layer(layer_param())
+    layer.SetUp([blob], [blob])
+    layer.Forward([blob], [blob])
+    y = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(blob.data, y, rtol=1e-12)
+    dy = np.random.default_rng(5).standard_normal((2, 5))
+    blob.diff[...] = dy
+    layer.Backward([blob], [True], [blob])
+    np.testing.assert_allclose(blob.diff, dy * y * (1 - y), rtol=1e-12)
+
+
+def test_blob_counts_are_checked():
+    lp = text_format.Parse('name: "sig" type: "Sigmoid" bottom: "a" bottom: "b" top: "y"',
+                           caffe_pb2.LayerParameter())
+    with pytest.raises(CaffeliteError, match="sig.*Sigmoid.*bottom"):
+        build_layer(lp, make_blobs([np.zeros(2), np.zeros(2)]))
+
+
+def test_fixture_sigmoid(fixtures_dir):
+    replay(fixtures_dir, "sigmoid")
