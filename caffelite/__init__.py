@@ -8,9 +8,12 @@ from .errors import CaffeliteError, LayerError, NetError, PrototxtError, Weights
 from .layer import Layer, layer_type_list, register_layer
 from .net import Net, TRAIN, TEST
 from . import io, proto
+from .solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
+                      RMSPropSolver, SGDSolver, get_solver)
 
 __version__ = "1.0.0"
 
 __all__ = ["Net", "Blob", "Layer", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu",
            "set_device", "set_random_seed", "layer_type_list", "register_layer",
-           "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError"]
+           "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver",
+           "AdamSolver", "get_solver", "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError"]

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import caffelite as caffe
-from caffelite.testing.fixtures import replay_net_case, replay_variants_case
+from caffelite.testing.fixtures import (replay_net_case, replay_restore_case,
+                                       replay_solver_case, replay_variants_case)
 
 from conftest import find_fixtures_dir
 
@@ -18,12 +19,16 @@ def _cases():
     if ROOT is None:
         return []
     cases = []
-    for kind in ("layers", "nets", "legacy", "formats"):
+    for kind in ("layers", "nets", "legacy", "formats", "solvers"):
         for case_dir in sorted((ROOT / kind).iterdir()):
             meta = json.loads((case_dir / "case.json").read_text())
-            if meta.get("check") in ("net", "variants"):
+            if meta.get("check") in REPLAY:
                 cases.append(pytest.param(case_dir, id=f"{kind}/{case_dir.name}"))
     return cases
+
+
+REPLAY = {"net": replay_net_case, "variants": replay_variants_case,
+          "solver": replay_solver_case, "restore": replay_restore_case}
 
 
 @pytest.mark.parametrize("case_dir", _cases())
@@ -32,7 +37,4 @@ def test_caffe_fixture(case_dir):
     missing = sorted(set(meta.get("layer_types", [])) - set(caffe.layer_type_list()))
     if missing:
         pytest.skip(f"needs layer types not in caffelite yet: {', '.join(missing)}")
-    if meta["check"] == "variants":
-        replay_variants_case(case_dir)
-    else:
-        replay_net_case(case_dir)
+    REPLAY[meta["check"]](case_dir)

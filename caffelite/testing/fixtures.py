@@ -136,3 +136,60 @@ def replay_variants_case(case_dir):
         for b in case.get("outputs", []):
             _compare(f"{where}: output/{b}", net.blobs[b].data, data[f"output/{key(b)}"],
                      rtol, atol)
+
+
+def _feed(net, data, i):
+    net.blobs["data"].data[...] = data["batch/data"][i]
+    net.blobs["label"].data[...] = data["batch/label"][i].reshape(net.blobs["label"].shape)
+
+
+def _compare_final(net, data, rtol, atol, where):
+    for name, layer in net.layer_dict.items():
+        for i, blob in enumerate(layer.blobs):
+            k = f"final/{key(name)}/{i}"
+            if k in data:
+                _compare(f"{where}: {k}", blob.data, data[k], rtol, atol)
+
+
+def replay_solver_case(case_dir):
+    """Step a solver through Caffe's batches; compare per-iteration losses and final weights."""
+    import caffelite as caffe
+    case, data = load_case(case_dir)
+    rtol, atol = case.get("rtol", 1e-3), case.get("atol", 1e-4)
+    with chdir(case_dir):
+        solver = caffe.get_solver(case["solver"])
+        solver.net.copy_from(case["init"])
+        losses = []
+        for i in range(case["iterations"]):
+            _feed(solver.net, data, i)
+            solver.step(1)
+            losses.append(float(np.asarray(asnumpy(solver.net.blobs["loss"].data))))
+    _compare("loss per iteration", np.array(losses), data["loss"], rtol, atol)
+    _compare_final(solver.net, data, rtol, atol, case["name"])
+    return solver
+
+
+def replay_restore_case(case_dir):
+    """Parse a snapshot's state, restore it and continue on Caffe's batches."""
+    import caffelite as caffe
+    from ..solvers.state import read_state
+    case, data = load_case(case_dir)
+    rtol, atol = case.get("rtol", 1e-3), case.get("atol", 1e-4)
+    with chdir(case_dir):
+        it, learned_net, current_step, history = read_state(case["solverstate"])
+        expected = case["state"]
+        assert (it, learned_net, current_step) == \
+            (expected["iter"], expected["learned_net"], expected["current_step"])
+        for i, h in enumerate(history):
+            _compare(f"history/{i}", h, data[f"history/{i}"], rtol, atol)
+        solver = caffe.get_solver(case["solver"])
+        solver.restore(case["solverstate"])
+        assert solver.iter == case["resume_iter"]
+        losses = []
+        for i in case["batches_used"]:
+            _feed(solver.net, data, i)
+            solver.step(1)
+            losses.append(float(np.asarray(asnumpy(solver.net.blobs["loss"].data))))
+    _compare("loss per iteration", np.array(losses), data["loss"], rtol, atol)
+    _compare_final(solver.net, data, rtol, atol, case["name"])
+    return solver
