@@ -5,6 +5,7 @@ so every output element contributes with a distinct weight.
 """
 import numpy as np
 
+from .. import backend
 from ..blob import Blob
 from ..layer import create_layer
 
@@ -35,8 +36,15 @@ def build_layer(layer_param, bottom, num_top=None, dtype=np.float64):
     return layer, top
 
 
-def _objective(layer, bottom, top, weights):
+def _forward(layer, bottom, top, seed):
+    # Reseed before every forward, as Caffe's GradientChecker does, so random layers
+    # (Dropout in TRAIN) draw the same mask for every perturbation.
+    backend.set_random_seed(seed)
     layer.Forward(bottom, top)
+
+
+def _objective(layer, bottom, top, weights, seed):
+    _forward(layer, bottom, top, seed)
     return sum(float((t.data * w).sum()) for t, w in zip(top, weights))
 
 
@@ -49,7 +57,7 @@ def check_gradients(layer, bottom, top, check_bottom=None, check_top=None, eps=1
     element on the first mismatch.
     """
     rng = np.random.default_rng(seed)
-    layer.Forward(bottom, top)
+    _forward(layer, bottom, top, seed)
     check_top = range(len(top)) if check_top is None else check_top
     weights = [rng.standard_normal(t.shape) if i in check_top else np.zeros(t.shape)
                for i, t in enumerate(top)]
@@ -59,7 +67,7 @@ def check_gradients(layer, bottom, top, check_bottom=None, check_top=None, eps=1
         targets += [("param", i, b) for i, b in enumerate(layer.blobs)]
 
     def analytic():
-        layer.Forward(bottom, top)
+        _forward(layer, bottom, top, seed)
         # zero first: some tops share their diff with a bottom (Flatten, Reshape)
         for b in layer.blobs:
             b.diff[...] = 0
@@ -78,9 +86,9 @@ def check_gradients(layer, bottom, top, check_bottom=None, check_top=None, eps=1
         for k in range(flat.size):
             saved = flat[k]
             flat[k] = saved + eps
-            plus = _objective(layer, bottom, top, weights)
+            plus = _objective(layer, bottom, top, weights, seed)
             flat[k] = saved - eps
-            minus = _objective(layer, bottom, top, weights)
+            minus = _objective(layer, bottom, top, weights, seed)
             flat[k] = saved
             numeric = (plus - minus) / (2 * eps)
             scale = max(abs(numeric), abs(gflat[k]), 1.0)

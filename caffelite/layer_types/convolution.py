@@ -1,0 +1,233 @@
+"""Convolution: y = W * x + b, cross-correlation over N spatial axes, via im2col + GEMM.
+
+bottoms: k >= 1 blobs of one shape (B..., C_in, S_1..S_n), where ``axis`` is the channel axis,
+the axes before it are batch axes and the n axes after it are spatial. Each bottom i gives
+top i of shape (B..., num_output, O_1..O_n), O = floor((S + 2p - (d(k-1)+1)) / s) + 1, with
+zero padding. All bottoms share the weights.
+blobs: W (num_output, C_in/group, k_1..k_n) and, with bias_term, b (num_output,).
+Output channel o of group g = o // (num_output/group) sees input channels
+[g*C_in/group, (g+1)*C_in/group) only.
+Params: convolution_param {num_output, bias_term, pad, kernel_size, stride, dilation, pad_h,
+pad_w, kernel_h, kernel_w, stride_h, stride_w, group, weight_filler (default constant 0),
+bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are ignored.
+"""
+from ..backend import get_array_module
+from ..fillers import fill
+from ..kernels.im2col import col2im, conv_output_shape, im2col, kernel_extent
+from ..layer import Layer, register_layer
+
+# Columns for a whole batch can be large (C*prod(k) times the input); the batch is processed
+# in chunks whose column buffer stays under this many elements.
+COL_BUFFER_ELEMENTS = 1 << 25
+
+
+class ConvGeometry:
+    """Channel axis and per-spatial-axis kernel/pad/stride/dilation of a convolution_param."""
+
+    def __init__(self, channel_axis, num_spatial, kernel, pad, stride, dilation):
+        self.channel_axis = channel_axis
+        self.num_spatial = num_spatial
+        self.kernel, self.pad, self.stride, self.dilation = kernel, pad, stride, dilation
+
+    @property
+    def is_1x1(self):
+        return (all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
+                and not any(self.pad))
+
+    def output_shape(self, spatial):
+        return conv_output_shape(spatial, self.kernel, self.pad, self.stride, self.dilation)
+
+
+def _spatial_values(layer, p, name, n, default, hw=None):
+    """Read a repeated geometry field given 0 (default), 1 or n times, or its 2-D form
+    ``hw``_h/``hw``_w."""
+    rep = [int(v) for v in getattr(p, name)]
+    if hw and (p.HasField(hw + "_h") or p.HasField(hw + "_w")):
+        if n != 2:
+            raise layer.error(f"convolution_param.{hw}_h/{hw}_w can only be used for 2-D "
+                              f"convolution, the bottom has {n} spatial axes")
+        if rep:
+            raise layer.error(f"convolution_param: give either {name} or {hw}_h/{hw}_w, "
+                              f"not both")
+        return (int(getattr(p, hw + "_h")), int(getattr(p, hw + "_w")))
+    if not rep and default is not None:
+        return (default,) * n
+    if len(rep) == 1:
+        return tuple(rep) * n
+    if len(rep) != n:
+        raise layer.error(f"convolution_param.{name} must be specified once, or once per "
+                          f"spatial dimension ({name} specified {len(rep)} times; {n} "
+                          f"spatial dims)")
+    return tuple(rep)
+
+
+def parse_conv_geometry(layer, bottom_blob):
+    """Validate ``layer``'s convolution_param geometry against the first bottom's axes."""
+    p = layer.layer_param.convolution_param
+    try:
+        axis = bottom_blob.canonical_axis(p.axis)
+    except Exception as e:
+        raise layer.error(f"convolution_param.axis: {e} (bottom shape {bottom_blob.shape})")
+    n = bottom_blob.num_axes - axis - 1
+    kernel = _spatial_values(layer, p, "kernel_size", n, None, "kernel")
+    if any(k <= 0 for k in kernel):
+        raise layer.error(f"filter dimensions must be nonzero: kernel {kernel}")
+    stride = _spatial_values(layer, p, "stride", n, 1, "stride")
+    if any(s <= 0 for s in stride):
+        raise layer.error(f"stride dimensions must be nonzero: stride {stride}")
+    pad = _spatial_values(layer, p, "pad", n, 0, "pad")
+    dilation = _spatial_values(layer, p, "dilation", n, 1)
+    return ConvGeometry(axis, n, kernel, pad, stride, dilation)
+
+
+@register_layer("Convolution", v1="CONVOLUTION")
+class ConvolutionLayer(Layer):
+    min_bottom = 1
+    min_top = 1
+    equal_num_bottom_top = True
+
+    def setup(self, bottom, top):
+        p = self.layer_param.convolution_param
+        self.geom = g = parse_conv_geometry(self, bottom[0])
+        self.channels = bottom[0].shape[g.channel_axis]
+        self.num_output = int(p.num_output)
+        self.group = int(p.group)
+        self.bias_term = p.bias_term
+        if self.num_output <= 0:
+            raise self.error("convolution_param.num_output must be set and positive")
+        if self.group <= 0:
+            raise self.error("convolution_param.group must be positive")
+        if self.channels % self.group or self.num_output % self.group:
+            raise self.error(f"convolution_param.group {self.group} must divide both the input "
+                             f"channels {self.channels} (bottom shape {bottom[0].shape}) and "
+                             f"num_output {self.num_output}")
+        w_shape = (self.num_output, self.channels // self.group) + g.kernel
+        if self.blobs:
+            expected = [w_shape] + ([(self.num_output,)] if self.bias_term else [])
+            if len(self.blobs) != len(expected):
+                raise self.error(f"has {len(self.blobs)} preloaded blobs, expected "
+                                 f"{len(expected)} (bias_term: {self.bias_term})")
+            for what, b, shape in zip(("weight", "bias"), self.blobs, expected):
+                if tuple(b.shape) != shape:
+                    raise self.error(f"incorrect {what} shape: expected {shape}, "
+                                     f"preloaded blob has {tuple(b.shape)}")
+            return
+        self.blobs.append(self.make_blob(w_shape, bottom[0]))
+        fill(self.blobs[0], p.weight_filler)
+        if self.bias_term:
+            self.blobs.append(self.make_blob((self.num_output,), bottom[0]))
+            fill(self.blobs[1], p.bias_filler)
+
+    def reshape(self, bottom, top):
+        g = self.geom
+        shape = tuple(bottom[0].shape)
+        axis = g.channel_axis
+        if len(shape) != axis + 1 + g.num_spatial:
+            raise self.error(f"bottom num_axes may not change: bottom shape {shape}, set up "
+                             f"with {axis + 1 + g.num_spatial} axes")
+        if shape[axis] != self.channels:
+            raise self.error(f"input size incompatible with convolution kernel: bottom shape "
+                             f"{shape} has {shape[axis]} channels on axis {axis}, the weights "
+                             f"expect {self.channels}")
+        for i, b in enumerate(bottom[1:], 1):
+            if tuple(b.shape) != shape:
+                raise self.error(f"all bottoms must have the same shape: bottom[0] {shape} "
+                                 f"vs bottom[{i}] {tuple(b.shape)}")
+        self.spatial = shape[axis + 1:]
+        self.out_spatial = g.output_shape(self.spatial)
+        if any(o <= 0 for o in self.out_spatial):
+            extent = tuple(kernel_extent(k, d) for k, d in zip(g.kernel, g.dilation))
+            raise self.error(f"bottom shape {shape} is too small for kernel extent {extent} "
+                             f"with pad {g.pad} (output size {self.out_spatial})")
+        self.num = bottom[0].count_range(0, axis)
+        for t in top:
+            t.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+
+    # -- shapes used by the GEMMs -----------------------------------------------------------
+    def _sizes(self):
+        G = self.group
+        L = 1
+        for o in self.out_spatial:
+            L *= o
+        kp = 1
+        for k in self.geom.kernel:
+            kp *= k
+        return G, self.num_output // G, (self.channels // G) * kp, L
+
+    def _weights(self):
+        G, og, ck, _ = self._sizes()
+        return self.blobs[0].data.reshape(G, og, ck)
+
+    def _chunks(self):
+        _, _, ck, L = self._sizes()
+        step = max(1, COL_BUFFER_ELEMENTS // max(1, ck * self.group * L))
+        return [slice(i, min(i + step, self.num)) for i in range(0, self.num, step)]
+
+    def _cols(self, x):
+        """x (n, C, *S) -> columns (G, C/G*prod(k), n*L)."""
+        g = self.geom
+        G, _, ck, L = self._sizes()
+        cols = im2col(x, g.kernel, g.pad, g.stride, g.dilation, batch_inside=True)
+        return cols.reshape(G, ck, x.shape[0] * L)
+
+    def _image(self, blob_array):
+        return blob_array.reshape((self.num, self.channels) + self.spatial)
+
+    # -- forward / backward -----------------------------------------------------------------
+    def forward(self, bottom, top):
+        G, og, ck, L = self._sizes()
+        w = self._weights()
+        for b, t in zip(bottom, top):
+            x = self._image(b.data)
+            y = t.data.reshape(self.num, G, og, L)
+            if self.geom.is_1x1:
+                xp = get_array_module(x)
+                y[...] = xp.matmul(w, x.reshape(self.num, G, ck, L))
+            else:
+                for c in self._chunks():
+                    n = c.stop - c.start
+                    yc = w @ self._cols(x[c])                     # (G, og, n*L)
+                    y[c] = yc.reshape(G, og, n, L).transpose(2, 0, 1, 3)
+            if self.bias_term:
+                t.data.reshape(self.num, self.num_output, L)[...] += \
+                    self.blobs[1].data.reshape(-1, 1)
+
+    def backward(self, top, propagate_down, bottom):
+        G, og, ck, L = self._sizes()
+        need_w = self.param_needs_grad(0)
+        need_b = self.bias_term and self.param_needs_grad(1)
+        w = self._weights()
+        for i, (t, b) in enumerate(zip(top, bottom)):
+            dy = t.diff.reshape(self.num, G, og, L)
+            if need_b:
+                self.blobs[1].diff[...] += dy.reshape(self.num, -1, L).sum(axis=(0, 2))
+            if not (need_w or propagate_down[i]):
+                continue
+            x = self._image(b.data)
+            if self.geom.is_1x1:
+                self._backward_1x1(w, dy, x, b, need_w, propagate_down[i])
+                continue
+            dw = self.blobs[0].diff.reshape(G, og, ck)
+            for c in self._chunks():
+                n = c.stop - c.start
+                dyc = dy[c].transpose(1, 2, 0, 3).reshape(G, og, n * L)
+                if need_w:
+                    dw += dyc @ self._cols(x[c]).transpose(0, 2, 1)
+                if propagate_down[i]:
+                    g = self.geom
+                    dcols = (w.transpose(0, 2, 1) @ dyc).reshape(
+                        (self.channels,) + g.kernel + (n,) + self.out_spatial)
+                    self._image(b.diff)[c] = col2im(
+                        dcols, (n, self.channels) + self.spatial, g.kernel, g.pad, g.stride,
+                        g.dilation, batch_inside=True)
+
+    def _backward_1x1(self, w, dy, x, b, need_w, need_x):
+        G, og, ck, L = self._sizes()
+        xp = get_array_module(dy)
+        xg = x.reshape(self.num, G, ck, L)
+        if need_w:
+            dw = self.blobs[0].diff.reshape(G, og, ck)
+            for gi in range(G):
+                dw[gi] += xp.tensordot(dy[:, gi], xg[:, gi], axes=([0, 2], [0, 2]))
+        if need_x:
+            b.diff.reshape(self.num, G, ck, L)[...] = xp.matmul(w.transpose(0, 2, 1), dy)
