@@ -102,6 +102,7 @@ class Blob:
             raise CaffeliteError(f"cannot share data of a blob of count {other.count} "
                                  f"with one of count {self.count}")
         self._data_buf = other._data_buf
+        self.xp, self.dtype = other.xp, other.dtype
         self._refresh_views()
 
     def share_diff(self, other):
@@ -109,6 +110,7 @@ class Blob:
             raise CaffeliteError(f"cannot share diff of a blob of count {other.count} "
                                  f"with one of count {self.count}")
         self._diff_buf = other._diff_buf
+        self.xp, self.dtype = other.xp, other.dtype
         self._refresh_views()
 
     def shares_memory_with(self, other):
