@@ -1,24 +1,8 @@
 """Shared pytest fixtures for the caffelite test suite."""
 
-import pathlib
-
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def find_fixtures_dir():
-    """Locate the Caffe reference fixtures.
-
-    A copy shipped with the repo (``tests/fixtures_shared``) wins; otherwise
-    the shared checkout next to the repo (``../shared/fixtures``) is used.
-    Returns None when neither exists.
-    """
-    for cand in (REPO_ROOT / "tests" / "fixtures_shared",
-                 REPO_ROOT.parent / "shared" / "fixtures"):
-        if cand.is_dir():
-            return cand
-    return None
+from fixture_paths import REPO_ROOT, find_fixtures_dir  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import caffelite as caffe
 from caffelite.testing.fixtures import (replay_net_case, replay_restore_case,
                                        replay_solver_case, replay_variants_case)
 
-from conftest import find_fixtures_dir
+from fixture_paths import find_fixtures_dir
 
 ROOT = find_fixtures_dir()
 

@@ -11,7 +11,7 @@ import caffelite as caffe
 from caffelite.errors import CaffeliteError
 from caffelite.solvers import NonFiniteLossError
 
-from conftest import batch
+from solver_helpers import batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -136,7 +136,7 @@ RESUME_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 import caffelite as caffe
-from conftest import batch
+from solver_helpers import batch
 solver = caffe.get_solver({solver!r})
 def on_start():
     x, y = batch(solver.iter)
