@@ -19,9 +19,12 @@ EFFECTS = ("stop", "snapshot", "none")
 class _Progress:
     """A live progress line (iterations/s, ETA) on stdout when it is a terminal."""
 
-    def __init__(self, total, stream=sys.stdout):
-        self.total, self.stream = total, stream
-        self.enabled = stream.isatty()
+    def __init__(self, total, stream=None):
+        self.total, self.stream = total, stream or sys.stdout
+        try:
+            self.enabled = self.stream.isatty()
+        except (ValueError, AttributeError):  # a closed or fake stream
+            self.enabled = False
         self.t0, self.start_iter = time.perf_counter(), None
 
     def __call__(self, solver):

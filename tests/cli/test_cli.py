@@ -1,0 +1,196 @@
+"""The caffelite command line: Caffe's commands, flags (single- and double-dash) and logs."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import caffelite as caffe
+from caffelite.cli.main import main
+from caffelite.proto import caffe_pb2
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+NET = """name: "clinet"
+layer { name: "data" type: "DummyData" top: "data" top: "label"
+  dummy_data_param { shape { dim: 8 dim: 4 } shape { dim: 8 }
+                     data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "score"
+  inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "score" bottom: "label" top: "acc" include { phase: TEST } }
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "net.prototxt").write_text(NET)
+    (tmp_path / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.1\nmomentum: 0.9\nlr_policy: "fixed"\ndisplay: 2\n'
+        'max_iter: 6\nsnapshot: 3\nsnapshot_prefix: "snap"\ntest_iter: 2\ntest_interval: 3\n'
+        'random_seed: 3\n')
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capfd, *argv):
+    code = main(list(argv))
+    out, err = capfd.readouterr()
+    return code, out + err
+
+
+def test_train_logs_like_caffe_and_snapshots(workdir, capfd):
+    code, log = run(capfd, "train", "-solver", "solver.prototxt")
+    assert code == 0
+    for line in ("Use CPU.", "Starting Optimization", "Solving clinet",
+                 "Learning Rate Policy: fixed", "Iteration 0, Testing net (#0)",
+                 "Iteration 0, lr = 0.1", "Snapshotting to binary proto file snap_iter_3.caffemodel",
+                 "Snapshotting solver state to binary proto file snap_iter_3.solverstate",
+                 "Iteration 6, loss = ", "Optimization Done."):
+        assert line in log, line
+    assert re.search(r"Iteration 2 \([0-9.e+-]+ iter/s, [0-9.e+-]+s/2 iters\), loss = [0-9.]+", log)
+    assert re.search(r"    Train net output #0: loss = [0-9.e-]+ \(\* 1 = [0-9.e-]+ loss\)", log)
+    assert re.search(r"    Test net output #0: acc = [0-9.]+", log)
+    assert re.search(r"    Test net output #1: loss = [0-9.e-]+ \(\* 1 = ", log)
+    assert log.count("Optimization Done.") == 2
+    assert re.match(r"I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [\w.]+:\d+\] ", log.splitlines()[0])
+    assert (workdir / "snap_iter_6.caffemodel").exists()
+
+
+def test_resume_and_finetune_flags(workdir, capfd):
+    assert run(capfd, "train", "--solver=solver.prototxt")[0] == 0
+    code, log = run(capfd, "train", "-solver", "solver.prototxt", "-snapshot",
+                    "snap_iter_3.solverstate")
+    assert code == 0 and "Resuming from snap_iter_3.solverstate" in log
+    assert "Iteration 3, Testing net (#0)" in log and "Iteration 0, lr" not in log
+    code, log = run(capfd, "train", "-solver", "solver.prototxt", "-weights",
+                    "snap_iter_6.caffemodel")
+    assert code == 0 and "Finetuning from snap_iter_6.caffemodel" in log
+    code, log = run(capfd, "train", "-solver", "solver.prototxt", "-weights", "a", "-snapshot", "b")
+    assert code == 1 and "not both" in log
+
+
+def test_test_and_time_commands(workdir, capfd):
+    assert run(capfd, "train", "-solver", "solver.prototxt")[0] == 0
+    code, log = run(capfd, "test", "-model", "net.prototxt", "-weights", "snap_iter_6.caffemodel",
+                    "-iterations", "3")
+    assert code == 0
+    assert "Running for 3 iterations." in log and "Batch 2, acc = " in log and "Loss: " in log
+    assert re.search(r"\] loss = [0-9.e-]+ \(\* 1 = ", log)
+    code, log = run(capfd, "time", "-model", "net.prototxt", "-iterations", "2")
+    assert code == 0
+    for line in ("Performing Forward", "Initial loss: ", "Performing Backward",
+                 "*** Benchmark begins ***", "Testing for 2 iterations.",
+                 "Iteration: 2 forward-backward time: ", "Average time per layer: ",
+                 "        fc\tforward: ", "        fc\tbackward: ", "Average Forward pass: ",
+                 "Average Backward pass: ", "Average Forward-Backward: ", "Total Time: ",
+                 "*** Benchmark ends ***"):
+        assert line in log, line
+
+
+def test_errors_are_clear(workdir, capfd):
+    code, log = run(capfd, "train")
+    assert code == 1 and "--solver is required" in log
+    code, log = run(capfd, "test", "-model", "net.prototxt")
+    assert code == 1 and "--weights is required" in log
+    code, log = run(capfd, "frobnicate")
+    assert code == 1 and "unknown command 'frobnicate'" in log
+    (workdir / "bad.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\n'
+                                          'type: "Magic"\n')
+    code, log = run(capfd, "train", "-solver", "bad.prototxt")
+    assert code == 1 and "bad.prototxt" in log and "unknown solver type 'Magic'" in log
+    assert run(capfd, "--version")[1].strip() == "caffelite version 1.0.0"
+
+
+def test_sigint_snapshots_and_stops_cleanly(workdir):
+    (workdir / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 100000000\n'
+        'snapshot_prefix: "sig"\nsnapshot_after_train: false\n')
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "caffelite", "train", "-solver",
+                             "solver.prototxt", "-sigint_effect", "snapshot"],
+                            cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and "Solving" not in (proc.stdout.readline() or ""):
+        pass
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGHUP)  # default sighup_effect: snapshot
+    time.sleep(1.0)
+    proc.terminate()
+    out = proc.communicate(timeout=60)[0]
+    states = sorted(p.name for p in workdir.glob("sig_iter_*.solverstate"))
+    assert len(states) >= 1, out
+    assert not list(workdir.glob("*.tmp"))
+
+
+def test_stop_effect_exits_after_the_iteration(workdir):
+    (workdir / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 100000000\n'
+        'snapshot_prefix: "stop"\n')
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "caffelite", "train", "-solver",
+                             "solver.prototxt"], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and "Solving" not in (proc.stdout.readline() or ""):
+        pass
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out
+    assert "Optimization stopped early." in out
+    assert list(workdir.glob("stop_iter_*.caffemodel"))  # snapshot_after_train still runs
+
+
+def test_upgrade_commands(tmp_path, capfd, fixtures_dir):
+    v1 = fixtures_dir / "legacy" / "lenet_v1" / "net_v1.prototxt"
+    out = tmp_path / "up.prototxt"
+    assert run(capfd, "upgrade_net_proto_text", str(v1), str(out))[0] == 0
+    from google.protobuf import text_format
+    param = text_format.Parse(out.read_text(), caffe_pb2.NetParameter())
+    assert not param.layers and param.layer[0].type == "Input"
+    v1w = fixtures_dir / "legacy" / "lenet_v1" / "weights_v1.caffemodel"
+    outw = tmp_path / "up.caffemodel"
+    assert run(capfd, "upgrade_net_proto_binary", str(v1w), str(outw))[0] == 0
+    up = caffe_pb2.NetParameter()
+    up.ParseFromString(outw.read_bytes())
+    assert not up.layers and [l.type for l in up.layer][:2] == ["Input", "Convolution"] or \
+        [l.type for l in up.layer][0] == "Convolution"
+    solver = tmp_path / "s.prototxt"
+    solver.write_text('net: "x"\nsolver_type: NESTEROV\n')
+    assert run(capfd, "upgrade_solver_proto_text", str(solver), str(tmp_path / "s2.prototxt"))[0] == 0
+    assert 'type: "Nesterov"' in (tmp_path / "s2.prototxt").read_text()
+
+
+def test_convert_mnist_data(tmp_path, capfd):
+    import gzip
+    import struct
+    import lmdb
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    labels = np.array([7, 0, 3], dtype=np.uint8)
+    with gzip.open(tmp_path / "img.gz", "wb") as f:
+        f.write(struct.pack(">BBBB3I", 0, 0, 8, 3, 3, 4, 5) + images.tobytes())
+    with open(tmp_path / "lab", "wb") as f:
+        f.write(struct.pack(">BBBBI", 0, 0, 8, 1, 3) + labels.tobytes())
+    code, log = run(capfd, "convert_mnist_data", str(tmp_path / "img.gz"), str(tmp_path / "lab"),
+                    str(tmp_path / "db"))
+    assert code == 0 and "A total of 3 items." in log
+    env = lmdb.open(str(tmp_path / "db"), readonly=True)
+    with env.begin() as txn:
+        items = list(txn.cursor())
+    assert [k for k, _ in items] == [b"00000000", b"00000001", b"00000002"]
+    for i, (_, v) in enumerate(items):
+        d = caffe_pb2.Datum()
+        d.ParseFromString(v)
+        assert (d.channels, d.height, d.width, d.label) == (1, 4, 5, labels[i])
+        assert d.data == images[i].tobytes()
+    code, log = run(capfd, "convert_mnist_data", str(tmp_path / "lab"), str(tmp_path / "lab"),
+                    str(tmp_path / "db2"))
+    assert code == 1
