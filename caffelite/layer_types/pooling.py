@@ -1,4 +1,4 @@
-"""Pooling: MAX or AVE over k_h x k_w windows of each (n, c) plane.
+"""Pooling: MAX, AVE or STOCHASTIC over k_h x k_w windows of each (n, c) plane.
 
 bottom (N, C, H, W), 4-D -> top (N, C, PH, PW), and for MAX an optional second top of the
 same shape holding each window's argmax as a float flat index h*W + w within its plane.
@@ -11,12 +11,20 @@ Window (ph, pw) starts at hs = ph*s - p.
   AVE: sum over in-image cells / ((min(hs+k, H+p) - hs) * (same for w)): the divisor counts pad
        cells but not positions past the bottom/right pad (a window wholly past the image gives
        0, where Caffe divides 0 by 0). Backward spreads diff / divisor.
+  STOCHASTIC (pad must be 0; window cells [hs, min(hs+k, H))): in TRAIN (the layer's phase)
+       each window draws u in (0, 1] from caffelite.backend.rng() (one per window, in top
+       order) and picks the first cell in row-major scan whose running sum reaches u * sum;
+       the top is that cell's value and backward sends the top diff to it. With inputs >= 0
+       a cell is picked with probability value / sum. In TEST the top is sum(x^2) / sum(x)
+       (0 for an all-zero window) and there is no backward (Caffe has none either).
+       Caffe runs STOCHASTIC on the GPU only; here it runs on both.
 global_pooling: kernel = H x W, pad must be 0 and stride 1.
 Params: pooling_param {pool, kernel_size, kernel_h, kernel_w, stride, stride_h, stride_w, pad,
 pad_h, pad_w, global_pooling, round_mode}. engine is ignored.
 """
 import numpy as np
 
+from .. import backend
 from ..backend import get_array_module, scatter_add, to_device
 from ..kernels.im2col import taps, window
 from ..layer import Layer, register_layer
@@ -75,9 +83,7 @@ class PoolingLayer(Layer):
             if self.kernel and (self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]):
                 raise self.error(f"pooling_param: pad {self.pad} must be smaller than the "
                                  f"kernel {self.kernel}")
-        if self.pool == P.STOCHASTIC:
-            raise self.error("STOCHASTIC pooling is not supported yet")
-        if self.pool not in (P.MAX, P.AVE):
+        if self.pool not in (P.MAX, P.AVE, P.STOCHASTIC):
             raise self.error(f"pooling_param.pool: unknown pooling method {self.pool}")
         self.ceil_mode = p.round_mode == P.CEIL
 
@@ -141,6 +147,8 @@ class PoolingLayer(Layer):
         xp = get_array_module(x)
         if self.pool == P.MAX:
             self._forward_max(x, xp, top)
+        elif self.pool == P.STOCHASTIC:
+            self._forward_stochastic(x, xp, top)
         else:
             acc = xp.zeros(x.shape[:2] + self.out, dtype=x.dtype)
             for _, v in self._tap_views(self._padded_input(x, 0)):
@@ -154,8 +162,7 @@ class PoolingLayer(Layer):
         idx = xp.full(shape, -1, dtype=np.int32)     # -1: a window without image cells
         win = xp.empty(shape, dtype=bool)
         # flat in-plane index h*W + w that tap (i, j) reads for every window
-        cells = to_device(np.stack([np.add.outer((self.h_starts + i) * w, self.w_starts + j)
-                                    for i, j in taps(self.k)]).astype(np.int32), xp)
+        cells = to_device(self._cell_indices(w), xp)
         # Pad cells are -inf, so they never beat the -FLT_MAX start (Caffe clips windows).
         # Strict > over taps in row-major order keeps the first maximum as Caffe's scan does;
         # fmax skips NaN like the > test. Arithmetic updates, not masked copies: random masks
@@ -169,13 +176,56 @@ class PoolingLayer(Layer):
         if len(top) > 1:
             top[1].data[...] = idx
 
+    def _cell_indices(self, w):
+        """Per tap, the flat in-plane index h*W + w it reads for every window."""
+        return np.stack([np.add.outer((self.h_starts + i) * w, self.w_starts + j)
+                         for i, j in taps(self.k)]).astype(np.int32)
+
+    def _forward_stochastic(self, x, xp, top):
+        h, w = x.shape[2:]
+        views = [v for _, v in self._tap_views(self._padded_input(x, 0))]
+        total = xp.zeros(x.shape[:2] + self.out, dtype=x.dtype)
+        for v in views:
+            total += v
+        if self.phase != caffe_pb2.TRAIN:
+            sq = xp.zeros_like(total)
+            for v in views:
+                sq += v * v
+            # Caffe starts the sum at FLT_MIN, so an all-zero window gives 0, not 0/0.
+            top[0].data[...] = sq / (total + x.dtype.type(np.finfo(np.float32).tiny))
+            return
+        # (0, 1] like curand's uniform: a zero-valued cell can never reach a positive
+        # threshold before a positive one has.
+        u = 1.0 - backend.rng().random(total.shape)
+        thres = to_device(u.astype(x.dtype), xp) * total
+        # Taps that lie past the bottom/right edge (ceil-mode windows) are not cells; windows
+        # that start past the image have none and keep index -1, value 0.
+        valid = to_device(np.stack([np.outer(self.h_starts + i < h, self.w_starts + j < w)
+                                    for i, j in taps(self.k)]), xp)
+        cells = to_device(self._cell_indices(w), xp)
+        cum = xp.zeros_like(total)
+        found = xp.zeros(total.shape, dtype=bool)
+        idx = xp.full(total.shape, -1, dtype=np.int32)
+        val = xp.zeros_like(total)
+        for t, v in enumerate(views):
+            cum += v
+            hit = (cum >= thres) & valid[t] & ~found
+            idx = xp.where(hit, cells[t], idx)
+            val = xp.where(hit, v, val)
+            found |= hit
+        self.argmax = idx
+        top[0].data[...] = val
+
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
+        if self.pool == P.STOCHASTIC and self.phase != caffe_pb2.TRAIN:
+            raise self.error("STOCHASTIC pooling has no backward in the TEST phase (its "
+                             "output sum(x^2)/sum(x) remembers no sampled cell)")
         dy = top[0].diff
         xp = get_array_module(dy)
         n, c, h, w = bottom[0].shape
-        if self.pool == P.MAX:
+        if self.pool in (P.MAX, P.STOCHASTIC):
             idx = self.argmax
             base = xp.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
             dx = xp.zeros(n * c * h * w, dtype=dy.dtype)

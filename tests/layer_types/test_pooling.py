@@ -194,7 +194,9 @@ def test_propagate_down_false(pool):
 
 
 ERROR_CASES = [
-    ("STOCHASTIC pooling is not supported yet", 1, dict(pool=P.STOCHASTIC, kernel_size=2)),
+    ("padding is implemented only for average and max pooling", 1,
+     dict(pool=P.STOCHASTIC, kernel_size=3, pad=1)),
+    ("MAX", 2, dict(pool=P.STOCHASTIC, kernel_size=2)),
     ("kernel_size", 1, dict()),
     ("kernel_h", 1, dict(kernel_h=2)),
     ("kernel_size", 1, dict(kernel_size=2, kernel_h=2, kernel_w=2)),
@@ -229,3 +231,150 @@ def test_bottom_must_be_4d():
 @pytest.mark.parametrize("case", ["pool_ave_pad", "pool_global_ave", "pool_max_ceil_argmax"])
 def test_caffe_fixture(fixtures_dir, case):
     replay_net_case(fixtures_dir / "layers" / case)
+
+
+# -- STOCHASTIC ---------------------------------------------------------------------------------
+def sto_param(phase, **kw):
+    lp = pool_param(pool=P.STOCHASTIC, **kw)
+    lp.phase = phase
+    return lp
+
+
+def sto_windows(shape, k, stride):
+    """Per window (n, c, i, j): the in-image cells (h, w) in row-major order (pad is 0; ceil
+    mode can leave the last window clipped or empty)."""
+    N, C, H, W = shape
+    PH = int(math.ceil((H - k) / stride)) + 1
+    PW = int(math.ceil((W - k) / stride)) + 1
+    return {(n, c, i, j): [(h, w) for h in range(i * stride, min(i * stride + k, H))
+                           for w in range(j * stride, min(j * stride + k, W))]
+            for n, c, i, j in np.ndindex(N, C, PH, PW)}, (N, C, PH, PW)
+
+
+def test_stochastic_train_follows_caffes_scan():
+    """u in (0, 1] per window in top order; pick the first cell whose running sum >= u * sum."""
+    from caffelite import backend
+    x = np.random.default_rng(20).random((2, 2, 7, 6))
+    x[0, 0, :3, :3] = 0.0                                   # an all-zero window
+    bottom = make_blobs([x])
+    layer, top = build_layer(sto_param(caffe_pb2.TRAIN, kernel_size=3, stride=2), bottom)
+    backend.set_random_seed(21)
+    layer.Forward(bottom, top)
+    windows, shape = sto_windows(x.shape, 3, 2)
+    assert top[0].shape == shape
+    u = 1.0 - np.random.default_rng(21).random(shape)
+    expected, idx = np.zeros(shape), np.full(shape, -1)
+    for key, cells in windows.items():
+        n, c = key[:2]
+        thres = u[key] * sum(x[n, c, h, w] for h, w in cells)
+        cum = 0.0
+        for h, w in cells:
+            cum += x[n, c, h, w]
+            if cum >= thres:
+                expected[key], idx[key] = x[n, c, h, w], h * x.shape[3] + w
+                break
+    np.testing.assert_array_equal(top[0].data, expected)
+    np.testing.assert_array_equal(layer.argmax, idx)
+    assert idx[0, 0, 0, 0] == 0                      # all-zero window: its first cell
+
+
+def test_stochastic_sampling_frequencies_follow_the_values():
+    from caffelite import backend
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 0.0])      # zero cells are never drawn
+    windows = 200
+    x = np.tile(values.reshape(2, 3), (1, windows)).reshape(1, 1, 2, 3 * windows)
+    bottom = make_blobs([x])
+    layer, top = build_layer(sto_param(caffe_pb2.TRAIN, kernel_h=2, kernel_w=3, stride_h=2,
+                                       stride_w=3), bottom)
+    backend.set_random_seed(22)
+    counts = np.zeros(6)
+    draws = 50
+    for _ in range(draws):
+        layer.Forward(bottom, top)
+        local = layer.argmax[0, 0, 0]                   # h * W + w in the whole plane
+        h, w = local // x.shape[3], local % x.shape[3]
+        np.add.at(counts, h * 3 + w % 3, 1)
+        np.testing.assert_array_equal(top[0].data[0, 0, 0], values[h * 3 + w % 3])
+    n = draws * windows
+    p = values / values.sum()
+    assert counts[0] == 0 and counts[5] == 0
+    # within 5 binomial standard deviations
+    assert np.all(np.abs(counts - n * p) <= 5 * np.sqrt(n * p * (1 - p)) + 1e-9), counts
+
+
+def test_stochastic_backward_routes_to_the_sampled_cells():
+    from caffelite import backend
+    x = np.random.default_rng(23).random((2, 2, 5, 5)) + 0.1
+    bottom = make_blobs([x])
+    layer, top = build_layer(sto_param(caffe_pb2.TRAIN, kernel_size=3, stride=1), bottom)
+    backend.set_random_seed(24)
+    layer.Forward(bottom, top)
+    dy = np.random.default_rng(25).standard_normal(top[0].shape)
+    top[0].diff[...] = dy
+    bottom[0].diff[...] = 9.0
+    layer.Backward(top, [True], bottom)
+    expected = np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(dy.shape):        # overlapping windows accumulate
+        expected[n, c].flat[layer.argmax[n, c, i, j]] += dy[n, c, i, j]
+    np.testing.assert_allclose(bottom[0].diff, expected, rtol=1e-12)
+
+
+def test_stochastic_train_gradient():
+    x = np.random.default_rng(26).random((1, 2, 4, 4)) + 0.5
+    bottom = make_blobs([x])
+    layer, top = build_layer(sto_param(caffe_pb2.TRAIN, kernel_size=2, stride=2), bottom)
+    check_gradients(layer, bottom, top)   # the checker reseeds: the same cells every time
+
+
+def test_stochastic_test_phase_is_sum_of_squares_over_sum():
+    x = np.random.default_rng(27).random((2, 2, 7, 6))
+    x[1, 1, :3, :3] = 0.0
+    bottom = make_blobs([x])
+    layer, top = build_layer(sto_param(caffe_pb2.TEST, kernel_size=3, stride=2), bottom)
+    layer.Forward(bottom, top)
+    windows, shape = sto_windows(x.shape, 3, 2)
+    expected = np.zeros(shape)
+    for key, cells in windows.items():
+        v = np.array([x[key[0], key[1], h, w] for h, w in cells])
+        expected[key] = (v * v).sum() / v.sum() if v.sum() else 0.0
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12)
+    assert top[0].data[1, 1, 0, 0] == 0.0
+    top[0].diff[...] = 1.0
+    layer.Backward(top, [False], bottom)            # nothing asked: fine
+    with pytest.raises(CaffeliteError, match=r"pool.*STOCHASTIC.*no backward.*TEST"):
+        layer.Backward(top, [True], bottom)
+
+
+@pytest.mark.parametrize("phase", [caffe_pb2.TRAIN, caffe_pb2.TEST], ids=["TRAIN", "TEST"])
+def test_stochastic_empty_windows_give_zero(phase):
+    x = np.random.default_rng(28).random((1, 1, 5, 5)) + 0.5
+    bottom = make_blobs([x])
+    layer, top = build_layer(sto_param(phase, kernel_size=1, stride=3), bottom)
+    layer.Forward(bottom, top)
+    assert top[0].shape == (1, 1, 3, 3)             # ceil mode, no pad: the last row is empty
+    np.testing.assert_array_equal(top[0].data[0, 0, 2], 0.0)
+    np.testing.assert_allclose(top[0].data[0, 0, :2, :2], x[0, 0, ::3, ::3], rtol=1e-12)
+    if phase == caffe_pb2.TRAIN:
+        top[0].diff[...] = 1.0
+        layer.Backward(top, [True], bottom)
+        assert bottom[0].diff.sum() == 4.0
+
+
+def test_stochastic_global_and_float32():
+    from caffelite import backend
+    x = np.random.default_rng(29).random((2, 3, 4, 5)) + 0.1
+    for phase in (caffe_pb2.TRAIN, caffe_pb2.TEST):
+        bottom = make_blobs([x], dtype=np.float32)
+        layer, top = build_layer(sto_param(phase, global_pooling=True), bottom,
+                                 dtype=np.float32)
+        backend.set_random_seed(30)
+        layer.Forward(bottom, top)
+        assert top[0].shape == (2, 3, 1, 1) and top[0].data.dtype == np.float32
+        x32 = x.astype(np.float32)
+        if phase == caffe_pb2.TRAIN:
+            flat = x32.reshape(6, 20)
+            picked = flat[np.arange(6), layer.argmax.reshape(6)]
+            np.testing.assert_array_equal(top[0].data.reshape(6), picked)
+        else:
+            expected = (x32.astype(np.float64) ** 2).sum(axis=(2, 3)) / x32.sum(axis=(2, 3))
+            np.testing.assert_allclose(top[0].data[..., 0, 0], expected, rtol=1e-5)
