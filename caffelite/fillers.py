@@ -27,27 +27,45 @@ def _variance_n(param, shape):
     return fan_in
 
 
-def filler_values(param, shape):
-    """Return a float64 host array of ``shape`` filled as FillerParameter ``param`` says."""
+def filler_values(param, shape, dtype=np.float64):
+    """A host array of ``shape`` filled as FillerParameter ``param`` says.
+
+    Random values are drawn directly in ``dtype`` (float32 for net blobs), so filling a big
+    layer needs no float64 temporary twice its size.
+    """
     rng = backend.rng()
     shape = tuple(shape)
     kind = param.type
     if param.sparse >= 0 and kind != "gaussian":
         raise CaffeliteError(f"filler '{kind}': sparse is only supported by the gaussian filler")
+    dtype = np.dtype(dtype)
+
+    def uniform(lo, hi):
+        values = rng.random(size=shape, dtype=dtype)
+        values *= hi - lo
+        values += lo
+        return values
+
+    def normal(mean, std):
+        values = rng.standard_normal(size=shape, dtype=dtype)
+        values *= std
+        values += mean
+        return values
+
     if kind == "constant":
-        return np.full(shape, param.value, dtype=np.float64)
+        return np.full(shape, param.value, dtype=dtype)
     if kind == "uniform":
-        return rng.uniform(param.min, param.max, size=shape)
+        return uniform(param.min, param.max)
     if kind == "gaussian":
-        values = rng.normal(param.mean, param.std, size=shape)
+        values = normal(param.mean, param.std)
         if param.sparse >= 0:
             if len(shape) < 2:
                 raise CaffeliteError("gaussian filler: sparse needs a blob with at least 2 axes")
             keep_prob = param.sparse / float(shape[0])
-            values *= rng.random(size=shape) < keep_prob
+            values *= rng.random(size=shape, dtype=dtype) < keep_prob
         return values
     if kind == "positive_unitball":
-        values = rng.uniform(0.0, 1.0, size=shape)
+        values = uniform(0.0, 1.0)
         if len(shape) == 0 or shape[0] == 0:
             return values
         flat = values.reshape(shape[0], -1)
@@ -55,10 +73,10 @@ def filler_values(param, shape):
         return flat.reshape(shape)
     if kind == "xavier":
         scale = np.sqrt(3.0 / _variance_n(param, shape))
-        return rng.uniform(-scale, scale, size=shape)
+        return uniform(-scale, scale)
     if kind == "msra":
         std = np.sqrt(2.0 / _variance_n(param, shape))
-        return rng.normal(0.0, std, size=shape)
+        return normal(0.0, std)
     if kind == "bilinear":
         if len(shape) != 4 or shape[2] != shape[3]:
             raise CaffeliteError(f"bilinear filler needs a 4-D blob with a square kernel, "
@@ -71,15 +89,15 @@ def filler_values(param, shape):
         x = np.arange(k)
         w1 = 1 - np.abs(x / f - c)
         kernel = np.outer(w1, w1)
-        return np.broadcast_to(kernel, shape).copy()
+        return np.broadcast_to(kernel, shape).astype(dtype)
     raise CaffeliteError(f"unknown filler type '{kind}' (known: constant, uniform, gaussian, "
                          f"positive_unitball, xavier, msra, bilinear)")
 
 
 def fill(blob, param):
     """Fill ``blob.data`` in place."""
-    values = filler_values(param, blob.shape)
-    blob.data[...] = backend.to_device(values.astype(blob.dtype), blob.xp)
+    values = filler_values(param, blob.shape, blob.dtype)
+    blob.data[...] = backend.to_device(values, blob.xp)
 
 
 def constant_filler(value):

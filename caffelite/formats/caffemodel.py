@@ -3,6 +3,7 @@
 A caffemodel is a NetParameter. Its layers live in field 100 (``layer``, current format),
 or in field 2 (``layers``, V1) whose entries may wrap a V0 layer in their field 1.
 """
+import mmap
 import os
 
 import numpy as np
@@ -33,35 +34,60 @@ def _layer_entry(buf, start, end, fields, nested_v0=False):
     return name or "", blobs
 
 
+class CaffemodelFile:
+    """The layers of a binary caffemodel, their arrays viewing the memory-mapped file.
+
+    ``layers`` is [(layer name, [RawBlob, ...], (start, end) of the layer's bytes)]. Pages
+    are read from disk only when an array is copied; ``release(span)`` drops a copied
+    layer's pages again, so loading a model costs about one model's worth of memory.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except FileNotFoundError:
+            raise WeightsError(f"{self.path}: no such weights file") from None
+        self.layers = self._parse()
+
+    def _parse(self):
+        buf, path = self.buf, self.path
+        layers = []
+        try:
+            for f, w, v in iter_fields(buf, 0, len(buf)):
+                if f == 100 and w == LEN:
+                    layers.append(_layer_entry(buf, *v, _CURRENT) + (v,))
+                elif f == 2 and w == LEN:
+                    layers.append(_layer_entry(buf, *v, _V1, nested_v0=True) + (v,))
+        except WireError as e:
+            raise WeightsError(f"{path}: not a binary caffemodel, or a truncated/corrupt one "
+                               f"({e})") from None
+        if not layers:
+            what = "the file is empty" if not len(buf) else "it holds no layers"
+            raise WeightsError(f"{path}: not a binary caffemodel: {what}")
+        for name, blobs, _ in layers:
+            for i, blob in enumerate(blobs):
+                count = int(np.prod(blob.shape, dtype=np.int64))
+                n = 0 if blob.data is None else blob.data.size
+                if n != count:
+                    raise WeightsError(f"{path}: layer '{name}' blob {i}: shape {blob.shape} "
+                                       f"needs {count} values but the file holds {n}")
+        return layers
+
+    def release(self, span):
+        if isinstance(self.buf, mmap.mmap) and hasattr(self.buf, "madvise"):
+            start = span[0] - span[0] % mmap.PAGESIZE
+            try:
+                self.buf.madvise(mmap.MADV_DONTNEED, start, span[1] - start)
+            except (OSError, ValueError, AttributeError):
+                pass  # only a memory optimisation
+
+
 def read_caffemodel_blobs(path):
-    """[(layer name, [RawBlob, ...]), ...] in file order; the arrays view the file's bytes."""
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such weights file") from None
-    layers = []
-    try:
-        for f, w, v in iter_fields(buf, 0, len(buf)):
-            if f == 100 and w == LEN:
-                layers.append(_layer_entry(buf, *v, _CURRENT))
-            elif f == 2 and w == LEN:
-                layers.append(_layer_entry(buf, *v, _V1, nested_v0=True))
-    except WireError as e:
-        raise WeightsError(f"{path}: not a binary caffemodel, or a truncated/corrupt one "
-                           f"({e})") from None
-    if not layers:
-        what = "the file is empty" if not buf else "it holds no layers"
-        raise WeightsError(f"{path}: not a binary caffemodel: {what}")
-    for name, blobs in layers:
-        for i, blob in enumerate(blobs):
-            count = int(np.prod(blob.shape, dtype=np.int64))
-            n = 0 if blob.data is None else blob.data.size
-            if n != count:
-                raise WeightsError(f"{path}: layer '{name}' blob {i}: shape {blob.shape} needs "
-                                   f"{count} values but the file holds {n}")
-    return layers
+    """[(layer name, [RawBlob, ...]), ...] in file order."""
+    return [(name, blobs) for name, blobs, _ in CaffemodelFile(path).layers]
 
 
 def _blob_bytes(arr, diff):

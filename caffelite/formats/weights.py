@@ -7,7 +7,7 @@ import os
 
 from .. import backend
 from ..errors import WeightsError
-from .caffemodel import read_caffemodel_blobs, write_caffemodel
+from .caffemodel import CaffemodelFile, write_caffemodel
 from .hdf5 import is_hdf5, read_hdf5_weights, write_hdf5_weights
 
 log = logging.getLogger("caffelite")
@@ -22,9 +22,11 @@ def _legacy_matches(raw, shape):
     return raw.shape == tuple(shape)
 
 
-def _plan_binary(net, path):
+def _plan_binary(net, model):
+    """[(target blobs, [(data, diff)], layer span)] after checking every blob against the net."""
+    path = model.path
     plan = []
-    for name, blobs in read_caffemodel_blobs(path):
+    for name, blobs, span in model.layers:
         index = net.first_layer_index(name)
         if index is None:
             log.info("Ignoring source layer %s", name)
@@ -33,6 +35,7 @@ def _plan_binary(net, path):
         if len(blobs) != len(target.blobs):
             raise WeightsError(f"{path}: layer '{name}': the file has {len(blobs)} blobs, the "
                                f"net's layer has {len(target.blobs)} (did bias_term change?)")
+        arrays = []
         for i, (raw, dst) in enumerate(zip(blobs, target.blobs)):
             if not _legacy_matches(raw, dst.shape):
                 raise WeightsError(
@@ -41,19 +44,31 @@ def _plan_binary(net, path):
                     f"the layer.")
             diff = raw.diff.reshape(dst.shape) if raw.diff is not None and \
                 raw.diff.size == dst.count else None
-            plan.append((dst, raw.data.reshape(dst.shape), diff))
+            arrays.append((raw.data.reshape(dst.shape), diff))
+        plan.append((target.blobs, arrays, span))
     return plan
 
 
+def _copy(dst, data, diff):
+    dst.data[...] = backend.to_device(data, dst.xp)
+    if diff is not None:
+        dst.diff[...] = backend.to_device(diff, dst.xp)
+
+
 def copy_trained_layers(net, path):
+    """Check every blob of the file against the net, then copy (all or nothing)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"{path}: no such weights file")
-    plan = read_hdf5_weights(net, path) if is_hdf5(path) else _plan_binary(net, path)
-    for dst, data, diff in plan:
-        dst.data[...] = backend.to_device(data, dst.xp)
-        if diff is not None:
-            dst.diff[...] = backend.to_device(diff, dst.xp)
+    if is_hdf5(path):
+        for dst, data, diff in read_hdf5_weights(net, path):
+            _copy(dst, data, diff)
+        return
+    model = CaffemodelFile(path)
+    for targets, arrays, span in _plan_binary(net, model):
+        for dst, (data, diff) in zip(targets, arrays):
+            _copy(dst, data, diff)
+        model.release(span)
 
 
 def _layers_for_writing(net, write_diff):
