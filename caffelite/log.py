@@ -27,12 +27,28 @@ class GlogFormatter(logging.Formatter):
 logger = logging.getLogger("caffelite")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each record (it may be replaced)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def init_log(level=logging.INFO, stream=None):
-    """Send caffelite's log to ``stream`` (stderr) in glog format; safe to call twice."""
+    """Send caffelite's log to ``stream`` (default: the current stderr) in glog format;
+    safe to call twice."""
     logger.setLevel(level)
     for h in list(logger.handlers):
         logger.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(GlogFormatter())
     logger.addHandler(handler)
     logger.propagate = False

@@ -104,8 +104,14 @@ def test_iter_size_averages_and_clipping_scales_the_summed_gradient(make_solver,
     w0 = [b.data.copy() for b in solver.net.learnable_params]
     _, g = grads_and_params(solver)  # the same batch twice: the sum is 2g
     norm = np.sqrt(sum(((2 * gi) ** 2).sum() for gi in g))
-    with caplog.at_level("INFO", logger="caffelite"):
-        solver.step(1)
+    import logging
+    log = logging.getLogger("caffelite")
+    log.addHandler(caplog.handler)  # the CLI may have stopped propagation to the root
+    try:
+        with caplog.at_level("INFO", logger="caffelite"):
+            solver.step(1)
+    finally:
+        log.removeHandler(caplog.handler)
     assert "Gradient clipping: scaling down gradients" in caplog.text
     scale = 0.01 / norm
     for b, w, gi, m in zip(solver.net.learnable_params, w0, g, solver.net.params_lr):
