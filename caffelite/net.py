@@ -349,6 +349,11 @@ class Net(net_api.NetApiMixin):
         """{(layer index, blob index): owner net-param id, or -1 for owners}."""
         return {pos: owner for pos, owner in zip(self._param_layer_indices, self._param_owners)}
 
+    def set_input_arrays(self, data, labels):
+        """pycaffe's MemoryData feeding: layer 0 must be a MemoryData layer."""
+        from .layer_types.memory_data import set_input_arrays
+        set_input_arrays(self, data, labels)
+
     def save_hdf5(self, path):
         from .formats.hdf5 import write_hdf5_weights
         write_hdf5_weights(self, path)

@@ -10,6 +10,7 @@ import caffelite as caffe
 from caffelite.testing.fixtures import (replay_net_case, replay_restore_case,
                                        replay_solver_case, replay_variants_case)
 
+from caffelite.testing.data_fixtures import REPLAY_DATA
 from fixture_paths import find_fixtures_dir
 
 ROOT = find_fixtures_dir()
@@ -19,7 +20,7 @@ def _cases():
     if ROOT is None:
         return []
     cases = []
-    for kind in ("layers", "nets", "legacy", "formats", "solvers"):
+    for kind in ("layers", "nets", "legacy", "formats", "solvers", "data"):
         for case_dir in sorted((ROOT / kind).iterdir()):
             meta = json.loads((case_dir / "case.json").read_text())
             if meta.get("check") in REPLAY:
@@ -28,7 +29,7 @@ def _cases():
 
 
 REPLAY = {"net": replay_net_case, "variants": replay_variants_case,
-          "solver": replay_solver_case, "restore": replay_restore_case}
+          "solver": replay_solver_case, "restore": replay_restore_case, **REPLAY_DATA}
 
 
 @pytest.mark.parametrize("case_dir", _cases())
