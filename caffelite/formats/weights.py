@@ -65,7 +65,13 @@ def copy_trained_layers(net, path):
             _copy(dst, data, diff)
         return
     model = CaffemodelFile(path)
-    for targets, arrays, span in _plan_binary(net, model):
+    plan = _plan_binary(net, model)
+    if not any(arrays for _, arrays, _ in plan) and any(l.blobs for l in net.layers):
+        names = ", ".join(name for name, blobs, _ in model.layers if blobs) or "none"
+        log.warning("NOTHING WAS TRANSFERRED from %s: none of its layers with weights (%s) "
+                    "matches a layer name of net '%s'; every layer keeps its filler",
+                    path, names, net.name)
+    for targets, arrays, span in plan:
         for dst, (data, diff) in zip(targets, arrays):
             _copy(dst, data, diff)
         model.release(span)

@@ -212,3 +212,19 @@ def test_v1_caffemodel_with_legacy_dims(tmp_path):
 
 def test_weights_errors_are_caffelite_errors():
     assert issubclass(WeightsError, CaffeliteError)
+
+
+def test_weights_matching_no_layer_warn_loudly(tmp_path, caplog):
+    import logging
+    net, _ = make_net(tmp_path, seed=12)
+    net.save(str(tmp_path / "w.caffemodel"))
+    text = (NET % (4, "fc2")).replace('"fc1"', '"other1"').replace('"fc2"', '"other2"')
+    (tmp_path / "renamed.prototxt").write_text(text)
+    other = caffe.Net(str(tmp_path / "renamed.prototxt"), caffe.TEST)
+    log = logging.getLogger("caffelite")
+    log.addHandler(caplog.handler)
+    try:
+        other.copy_from(str(tmp_path / "w.caffemodel"))
+    finally:
+        log.removeHandler(caplog.handler)
+    assert "NOTHING WAS TRANSFERRED" in caplog.text and "fc1" in caplog.text
