@@ -20,7 +20,7 @@ setup(
         "gpu": ["cupy-cuda12x>=13"],
         "hdf5": ["h5py>=3.6"],
         "plot": ["matplotlib>=3.5"],
-        "test": ["pytest>=7", "h5py>=3.6", "opencv-python-headless<5"],
+        "test": ["pytest>=7", "h5py>=3.6", "opencv-python-headless<5", "matplotlib>=3.5"],
         "bench": ["torch>=2.0", "opencv-python-headless<5"],
     },
     entry_points={"console_scripts": ["caffelite=caffelite.cli.main:main"]},

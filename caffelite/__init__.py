@@ -8,6 +8,9 @@ from .errors import CaffeliteError, LayerError, NetError, PrototxtError, Weights
 from .layer import Layer, layer_type_list, register_layer
 from .net import Net, TRAIN, TEST
 from . import io, proto
+from .classifier import Classifier
+from .detector import Detector
+from .net_spec import NetSpec, layers, params, to_proto
 from .solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
                       RMSPropSolver, SGDSolver, get_solver)
 
@@ -16,4 +19,5 @@ __version__ = "1.0.0"
 __all__ = ["Net", "Blob", "Layer", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu",
            "set_device", "set_random_seed", "layer_type_list", "register_layer",
            "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver",
-           "AdamSolver", "get_solver", "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError"]
+           "AdamSolver", "get_solver", "Classifier", "Detector", "NetSpec", "layers", "params",
+           "to_proto", "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError"]

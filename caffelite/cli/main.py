@@ -27,6 +27,7 @@ def usage():
 
 def main(argv=None):
     from . import convert_mnist, device_query, time_cmd, train, upgrade  # noqa: F401
+    from . import download_model, draw_net  # noqa: F401
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

@@ -12,13 +12,15 @@ Layouts:
   * ``batch_inside``:   cols (C, *K, N, *out)  -- reshapes for free to
                         (C * prod(K), N * prod(out)), so a whole batch convolves in one GEMM.
 
-Both directions loop over the prod(K) kernel taps, each one strided slice copy of the whole
-batch; col2im adds every tap into a zero-padded image and crops, so overlapping windows
-accumulate. The output size is floor((in + 2p - (d(k-1)+1)) / s) + 1.
+im2col is one copy of a strided view (no Python loop over taps); col2im loops over the
+prod(K) kernel taps, adding each one into a zero-padded scratch image that is then cropped,
+so overlapping windows accumulate in Caffe's order. Padding and accumulation use the reused
+scratch arrays of ``kernels.workspace``. The output size is floor((in + 2p - (d(k-1)+1)) / s) + 1.
 """
 import itertools
 
 from ..backend import get_array_module
+from .workspace import scratch
 
 
 def kernel_extent(k, d):
@@ -46,54 +48,90 @@ def window(tap, out, stride, dilation=None):
                  for t, o, s, d in zip(tap, out, stride, dilation))
 
 
-def _padded(src, pad):
-    """src (A, B, *spatial) zero-padded by ``pad`` on both sides of every spatial axis."""
+def _padded(src, pad, slot="im2col.pad"):
+    """src (A, B, *spatial) zero-padded by ``pad`` on both sides of every spatial axis, in a
+    reused scratch array (only the border slabs are zeroed); src itself when pad is 0."""
     if not any(pad):
         return src
     xp = get_array_module(src)
     spatial = src.shape[2:]
-    buf = xp.zeros(src.shape[:2] + tuple(i + 2 * p for i, p in zip(spatial, pad)),
-                   dtype=src.dtype)
+    buf = scratch(xp, slot, src.shape[:2] + tuple(i + 2 * p for i, p in zip(spatial, pad)),
+                  src.dtype)
+    nd = len(spatial)
+    for ax, (p, i) in enumerate(zip(pad, spatial)):
+        if p:
+            idx = [slice(None)] * (2 + nd)
+            idx[2 + ax] = slice(0, p)
+            buf[tuple(idx)] = 0
+            idx[2 + ax] = slice(p + i, None)
+            buf[tuple(idx)] = 0
     buf[(slice(None), slice(None)) + tuple(slice(p, p + i) for p, i in zip(pad, spatial))] = src
     return buf
 
 
-def im2col(x, kernel, pad, stride, dilation, batch_inside=False):
-    """Columns of x (N, C, *spatial); see the module docstring for the two layouts."""
+def im2col(x, kernel, pad, stride, dilation, batch_inside=False, out=None):
+    """Columns of x (N, C, *spatial); see the module docstring for the two layouts.
+
+    One copy of a strided view of the (padded) input: the view's axes step through channels,
+    kernel taps (input stride times dilation), images and output positions (input stride
+    times conv stride). ``out``: an array with the columns' element count to write into (it
+    is returned reshaped); otherwise a new array is returned."""
     xp = get_array_module(x)
     kernel, pad, stride, dilation = map(tuple, (kernel, pad, stride, dilation))
     n, c = x.shape[:2]
-    out = conv_output_shape(x.shape[2:], kernel, pad, stride, dilation)
+    out_sp = conv_output_shape(x.shape[2:], kernel, pad, stride, dilation)
+    src = _padded(x.swapaxes(0, 1) if batch_inside else x, pad)   # (C, N, ..) or (N, C, ..)
+    s0, s1 = src.strides[:2]
+    sp = src.strides[2:]
+    tap_strides = tuple(s * d for s, d in zip(sp, dilation))
+    out_strides = tuple(s * st for s, st in zip(sp, stride))
     if batch_inside:
-        src = _padded(x.swapaxes(0, 1), pad)          # (C, N, *padded)
-        cols = xp.empty((c,) + kernel + (n,) + out, dtype=x.dtype)
-        lead = (slice(None),)
+        shape = (c,) + kernel + (n,) + out_sp
+        strides = (s0,) + tap_strides + (s1,) + out_strides
     else:
-        src = _padded(x, pad)                         # (N, C, *padded)
-        cols = xp.empty((n, c) + kernel + out, dtype=x.dtype)
-        lead = (slice(None), slice(None))
-    both = (slice(None), slice(None))
-    for tap in taps(kernel):
-        cols[lead + tap] = src[both + window(tap, out, stride, dilation)]
-    return cols
+        shape = (n, c) + kernel + out_sp
+        strides = (s0, s1) + tap_strides + out_strides
+    view = xp.lib.stride_tricks.as_strided(src, shape, strides)
+    if out is None:
+        out = xp.empty(shape, dtype=x.dtype)
+    else:
+        out = out.reshape(shape)
+    out[...] = view
+    return out
 
 
-def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False):
+def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False, out=None):
     """Sum columns back into an image of ``image_shape`` (N, C, *spatial); the adjoint of
-    im2col. Returns a (possibly non-contiguous) array of that shape."""
+    im2col. ``out``: an (N, C, *spatial) array to write the image into (returned);
+    otherwise a new array is returned.
+
+    The taps are added one after another in row-major order (Caffe's col2im order) into a
+    zeroed, padded scratch image, which is then cropped into the result."""
     xp = get_array_module(cols)
     kernel, pad, stride, dilation = map(tuple, (kernel, pad, stride, dilation))
     n, c = image_shape[:2]
     spatial = tuple(image_shape[2:])
-    out = conv_output_shape(spatial, kernel, pad, stride, dilation)
+    out_sp = conv_output_shape(spatial, kernel, pad, stride, dilation)
     lead2 = (c, n) if batch_inside else (n, c)
-    padded = tuple(i + 2 * p for i, p in zip(spatial, pad))
-    buf = xp.zeros(lead2 + padded, dtype=cols.dtype)
+    cols = cols.reshape(((c,) + kernel + (n,) + out_sp) if batch_inside
+                        else ((n, c) + kernel + out_sp))
+    if out is None:
+        out = xp.empty(tuple(image_shape), dtype=cols.dtype)
+    else:
+        out = out.reshape(tuple(image_shape))
+    target = out.swapaxes(0, 1) if batch_inside else out
+    if any(pad):
+        buf = scratch(xp, "col2im.pad", lead2 + tuple(i + 2 * p for i, p in zip(spatial, pad)),
+                      cols.dtype)
+    else:
+        buf = target          # accumulate straight into the result
+    buf[...] = 0
     lead = (slice(None),) if batch_inside else (slice(None), slice(None))
     both = (slice(None), slice(None))
     # Within one tap the strided window touches distinct cells, so a plain += is exact;
     # overlaps between taps accumulate across iterations.
     for tap in taps(kernel):
-        buf[both + window(tap, out, stride, dilation)] += cols[lead + tap]
-    img = buf[both + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
-    return img.swapaxes(0, 1) if batch_inside else img
+        buf[both + window(tap, out_sp, stride, dilation)] += cols[lead + tap]
+    if any(pad):
+        target[...] = buf[both + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
+    return out

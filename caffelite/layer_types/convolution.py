@@ -14,11 +14,14 @@ bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are
 from ..backend import get_array_module
 from ..fillers import fill
 from ..kernels.im2col import col2im, conv_output_shape, im2col, kernel_extent
+from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 
 # Columns for a whole batch can be large (C*prod(k) times the input); the batch is processed
 # in chunks whose column buffer stays under this many elements.
-COL_BUFFER_ELEMENTS = 1 << 25
+COL_BUFFER_ELEMENTS = 1 << 24
+# Forward runs one GEMM per image when an image has at least this many output positions.
+PER_IMAGE_MIN_POSITIONS = 512
 
 
 class ConvGeometry:
@@ -163,12 +166,22 @@ class ConvolutionLayer(Layer):
         step = max(1, COL_BUFFER_ELEMENTS // max(1, ck * self.group * L))
         return [slice(i, min(i + step, self.num)) for i in range(0, self.num, step)]
 
-    def _cols(self, x):
-        """x (n, C, *S) -> columns (G, C/G*prod(k), n*L)."""
+    def _cols(self, x, per_image=False):
+        """x (n, C, *S) -> columns in the "cols" scratch array: (G, C/G*prod(k), n*L), or
+        with ``per_image`` (n, G, C/G*prod(k), L). A 1x1 / stride 1 / pad 0 convolution's
+        per-image columns are x itself (no copy)."""
         g = self.geom
         G, _, ck, L = self._sizes()
-        cols = im2col(x, g.kernel, g.pad, g.stride, g.dilation, batch_inside=True)
-        return cols.reshape(G, ck, x.shape[0] * L)
+        n = x.shape[0]
+        if per_image:
+            if g.is_1x1:
+                return x.reshape(n, G, ck, L)
+            buf = scratch(get_array_module(x), "cols", (n, G * ck * L), x.dtype)
+            return im2col(x, g.kernel, g.pad, g.stride, g.dilation, out=buf).reshape(
+                n, G, ck, L)
+        buf = scratch(get_array_module(x), "cols", (G * ck * n * L,), x.dtype)
+        cols = im2col(x, g.kernel, g.pad, g.stride, g.dilation, batch_inside=True, out=buf)
+        return cols.reshape(G, ck, n * L)
 
     def _image(self, blob_array):
         return blob_array.reshape((self.num, self.channels) + self.spatial)
@@ -177,57 +190,57 @@ class ConvolutionLayer(Layer):
     def forward(self, bottom, top):
         G, og, ck, L = self._sizes()
         w = self._weights()
+        # Large outputs: one GEMM per image written straight into the top (no transposes).
+        # Small ones: one GEMM for the whole chunk of images, then one transposing copy
+        # (small per-image GEMMs run far below the BLAS peak).
+        per_image = L >= PER_IMAGE_MIN_POSITIONS
         for b, t in zip(bottom, top):
             x = self._image(b.data)
+            xp = get_array_module(x)
             y = t.data.reshape(self.num, G, og, L)
-            if self.geom.is_1x1:
-                xp = get_array_module(x)
-                y[...] = xp.matmul(w, x.reshape(self.num, G, ck, L))
-            else:
-                for c in self._chunks():
-                    n = c.stop - c.start
-                    yc = w @ self._cols(x[c])                     # (G, og, n*L)
-                    y[c] = yc.reshape(G, og, n, L).transpose(2, 0, 1, 3)
-            if self.bias_term:
-                t.data.reshape(self.num, self.num_output, L)[...] += \
-                    self.blobs[1].data.reshape(-1, 1)
+            bias = (self.blobs[1].data.reshape(1, G, og, 1) if self.bias_term else None)
+            for c in self._chunks():
+                n = c.stop - c.start
+                if per_image:
+                    xp.matmul(w, self._cols(x[c], per_image=True), out=y[c])
+                    if bias is not None:
+                        y[c] += bias
+                    continue
+                yc = scratch(xp, "conv.out", (G, og, n * L), x.dtype)
+                xp.matmul(w, self._cols(x[c]), out=yc)
+                yc = yc.reshape(G, og, n, L).transpose(2, 0, 1, 3)
+                if bias is not None:
+                    xp.add(yc, bias, out=y[c])
+                else:
+                    y[c] = yc
 
     def backward(self, top, propagate_down, bottom):
         G, og, ck, L = self._sizes()
         need_w = self.param_needs_grad(0)
         need_b = self.bias_term and self.param_needs_grad(1)
         w = self._weights()
+        g = self.geom
         for i, (t, b) in enumerate(zip(top, bottom)):
             dy = t.diff.reshape(self.num, G, og, L)
+            xp = get_array_module(dy)
             if need_b:
                 self.blobs[1].diff[...] += dy.reshape(self.num, -1, L).sum(axis=(0, 2))
             if not (need_w or propagate_down[i]):
                 continue
             x = self._image(b.data)
-            if self.geom.is_1x1:
-                self._backward_1x1(w, dy, x, b, need_w, propagate_down[i])
-                continue
             dw = self.blobs[0].diff.reshape(G, og, ck)
             for c in self._chunks():
                 n = c.stop - c.start
-                dyc = dy[c].transpose(1, 2, 0, 3).reshape(G, og, n * L)
+                # the top diff as (G, og, n*L): the GEMMs' shared operand
+                dyc = scratch(xp, "conv.dy", (G, og, n, L), dy.dtype)
+                dyc[...] = dy[c].transpose(1, 2, 0, 3)
+                dyc = dyc.reshape(G, og, n * L)
                 if need_w:
-                    dw += dyc @ self._cols(x[c]).transpose(0, 2, 1)
+                    part = scratch(xp, "conv.dw", (G, og, ck), dy.dtype)
+                    xp.matmul(dyc, self._cols(x[c]).transpose(0, 2, 1), out=part)
+                    dw += part
                 if propagate_down[i]:
-                    g = self.geom
-                    dcols = (w.transpose(0, 2, 1) @ dyc).reshape(
-                        (self.channels,) + g.kernel + (n,) + self.out_spatial)
-                    self._image(b.diff)[c] = col2im(
-                        dcols, (n, self.channels) + self.spatial, g.kernel, g.pad, g.stride,
-                        g.dilation, batch_inside=True)
-
-    def _backward_1x1(self, w, dy, x, b, need_w, need_x):
-        G, og, ck, L = self._sizes()
-        xp = get_array_module(dy)
-        xg = x.reshape(self.num, G, ck, L)
-        if need_w:
-            dw = self.blobs[0].diff.reshape(G, og, ck)
-            for gi in range(G):
-                dw[gi] += xp.tensordot(dy[:, gi], xg[:, gi], axes=([0, 2], [0, 2]))
-        if need_x:
-            b.diff.reshape(self.num, G, ck, L)[...] = xp.matmul(w.transpose(0, 2, 1), dy)
+                    dcols = scratch(xp, "cols", (G, ck, n * L), dy.dtype)
+                    xp.matmul(w.transpose(0, 2, 1), dyc, out=dcols)
+                    col2im(dcols, (n, self.channels) + self.spatial, g.kernel, g.pad,
+                           g.stride, g.dilation, batch_inside=True, out=self._image(b.diff)[c])

@@ -223,20 +223,25 @@ def test_batch_chunking_gives_the_same_result(monkeypatch):
 
 
 def test_32x32_5x5_conv_is_vectorised(monkeypatch):
-    """(2,3,32,32) -> 16 channels, 5x5: one strided copy per kernel tap, not per pixel."""
+    """(2,3,32,32) -> 16 channels, 5x5: im2col is one strided copy for the whole batch,
+    col2im one strided add per kernel tap; nothing loops per pixel."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
     lp = conv_param(num_output=16, kernel_size=[5], pad=[2])
     bottom = make_blobs([x], dtype=np.float32)
     layer, top = build_layer(lp, bottom, dtype=np.float32)
-    calls = []
+    calls, im2col_calls = [], []
     real_window = im2col_mod.window
     monkeypatch.setattr(im2col_mod, "window", lambda *a: calls.append(1) or real_window(*a))
+    real_im2col = conv_mod.im2col
+    monkeypatch.setattr(conv_mod, "im2col",
+                        lambda *a, **k: im2col_calls.append(1) or real_im2col(*a, **k))
     layer.Forward(bottom, top)
-    assert len(calls) == 25
+    assert len(calls) == 0 and len(im2col_calls) == 1
     top[0].diff[...] = 1
     layer.Backward(top, [True], bottom)
-    assert len(calls) == 25 * 3  # im2col again for the weights, col2im for the bottom
+    # im2col again for the weights, col2im (one add per tap) for the bottom
+    assert len(calls) == 25 and len(im2col_calls) == 2
     win = np.lib.stride_tricks.sliding_window_view(
         np.pad(x.astype(np.float64), [(0, 0), (0, 0), (2, 2), (2, 2)]), (5, 5), axis=(2, 3))
     expected = np.einsum("nchwij,ocij->nohw", win, layer.blobs[0].data.astype(np.float64))
