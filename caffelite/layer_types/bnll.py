@@ -1,32 +1,24 @@
 """BNLL (binomial normal log likelihood): y = softplus(x) = ln(1 + e^x)."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 # Caffe's kBNLL_THRESHOLD: the backward clips x here before exponentiating.
 BNLL_THRESHOLD = 50.0
 
 
 @register_layer("BNLL", v1="BNLL")
-class BNLLLayer(Layer):
+class BNLLLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     y = x + ln(1 + e^-x) for x > 0, ln(1 + e^x) otherwise; logaddexp(0, x) is that same
     overflow-free form in one ufunc. dx = dy * e^m / (1 + e^m) with m = min(x, 50), as Caffe.
     The backward needs x, so in place a copy is kept (Caffe would read y there instead).
     No params."""
-    exact_num_bottom = 1
-    exact_num_top = 1
-
-    def setup(self, bottom, top):
-        self._x = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        self._x = x.copy() if top[0] is bottom[0] else None
+        self.keep_input(bottom, top)
         get_array_module(x).logaddexp(0, x, out=top[0].data)
 
     def backward(self, top, propagate_down, bottom):
@@ -34,13 +26,7 @@ class BNLLLayer(Layer):
             return
         dy = top[0].diff
         xp = get_array_module(dy)
-        if top[0] is bottom[0]:
-            if self._x is None or self._x.shape != dy.shape:
-                raise self.error("in-place backward before forward (no saved bottom data "
-                                 f"for top shape {tuple(dy.shape)})")
-            x = self._x
-        else:
-            x = bottom[0].data
+        x = self.kept_input(bottom, top)
         g = xp.minimum(x, BNLL_THRESHOLD, out=xp.empty_like(x))
         xp.exp(g, out=g)
         g /= g + 1

@@ -1,17 +1,16 @@
 """Clip: y = min(max(x, min), max)."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("Clip")
-class ClipLayer(Layer):
+class ClipLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     dx = dy where min <= x <= max (both ends inclusive), 0 elsewhere. In place y no longer
     tells whether x sat exactly on a bound or beyond it, so the pass-mask is kept from the
     forward. Params: clip_param {min, max}, both required (proto2 `required`), min <= max."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         lp = self.layer_param
@@ -26,10 +25,6 @@ class ClipLayer(Layer):
             raise self.error(f"clip_param.min ({self.min}) must not exceed "
                              f"clip_param.max ({self.max})")
         self._mask = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def _pass_mask(self, x):
         return (x >= self.min) & (x <= self.max)

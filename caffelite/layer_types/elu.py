@@ -1,26 +1,21 @@
 """ELU: y = x for x > 0, alpha * (e^x - 1) otherwise."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("ELU")
-class ELULayer(Layer):
+class ELULayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     y = max(x, 0) + alpha * (exp(min(x, 0)) - 1); dx = dy if x > 0, else dy * (y + alpha).
     In place the sign test needs x, which is gone: for alpha >= 0, y > 0 exactly when x > 0,
     so y serves; for alpha < 0 that fails and the mask x > 0 is kept from the forward.
     Params: elu_param.alpha."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         self.alpha = float(self.layer_param.elu_param.alpha)
         self._positive = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -2,7 +2,8 @@
 import math
 
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 def log_of_base(layer, field, name):
@@ -18,14 +19,12 @@ def log_of_base(layer, field, name):
 
 
 @register_layer("Exp", v1="EXP")
-class ExpLayer(Layer):
+class ExpLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     Computed as Caffe does: y = outer * exp(inner * x) with inner = ln(base) * scale and
     outer = base^shift. dx = dy * y * inner, which reads only y, so in place is safe.
     Params: exp_param {base, scale, shift}."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         p = self.layer_param.exp_param
@@ -33,10 +32,6 @@ class ExpLayer(Layer):
         self.inner_scale = log_base * float(p.scale)
         shift = float(p.shift)
         self.outer_scale = 1.0 if shift == 0 else math.exp(log_base * shift)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -1,18 +1,17 @@
 """Log: y = ln(shift + scale * x) / ln(base), base -1 meaning e."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 from .exp import log_of_base
 
 
 @register_layer("Log")
-class LogLayer(Layer):
+class LogLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     dx = dy * (scale / ln(base)) / (shift + scale * x). base must be > 0 and not 1 (ln 1 = 0
     would divide by zero), or -1 for e. The backward needs x, so in place a copy is kept.
     Params: log_param {base, scale, shift}."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         p = self.layer_param.log_param
@@ -22,11 +21,6 @@ class LogLayer(Layer):
         self.base_scale = 1.0 / log_base
         self.scale, self.shift = float(p.scale), float(p.shift)
         self.backward_scale = self.scale / log_base
-        self._x = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def _inner(self, x, out):
         xp = get_array_module(x)
@@ -42,7 +36,7 @@ class LogLayer(Layer):
         x = bottom[0].data
         y = top[0].data
         xp = get_array_module(x)
-        self._x = x.copy() if top[0] is bottom[0] else None
+        self.keep_input(bottom, top)
         xp.log(self._inner(x, y), out=y)
         if self.base_scale != 1:
             y *= self.base_scale
@@ -52,13 +46,7 @@ class LogLayer(Layer):
             return
         dy = top[0].diff
         xp = get_array_module(dy)
-        if top[0] is bottom[0]:
-            if self._x is None or self._x.shape != dy.shape:
-                raise self.error("in-place backward before forward (no saved bottom data "
-                                 f"for top shape {tuple(dy.shape)})")
-            x = self._x
-        else:
-            x = bottom[0].data
+        x = self.kept_input(bottom, top)
         g = self._inner(x, xp.empty_like(x))
         xp.divide(dy, g, out=g)
         if self.backward_scale != 1:

@@ -2,11 +2,12 @@
 import numpy as np
 
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("Power", v1="POWER")
-class PowerLayer(Layer):
+class PowerLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     dx = dy * power * scale * (shift + scale * x)^(power - 1). When power * scale == 0 the
@@ -16,8 +17,6 @@ class PowerLayer(Layer):
     base is 0; we raise the base to power - 1 instead, which is the same elsewhere and the
     true derivative there. The backward needs x, so in place a copy is kept.
     Params: power_param {power, scale, shift}."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         p = self.layer_param.power_param
@@ -26,11 +25,6 @@ class PowerLayer(Layer):
         with np.errstate(all="ignore"):  # e.g. 0^-1 = inf or (-1)^0.5 = nan, as C's pow
             self.constant = 1.0 if self.power == 0 else float(
                 np.power(np.float64(self.shift), self.power))
-        self._x = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def _needs_x(self):
         return self.diff_scale != 0 and self.power != 1
@@ -52,7 +46,8 @@ class PowerLayer(Layer):
             return
         x = bottom[0].data
         xp = get_array_module(x)
-        self._x = x.copy() if top[0] is bottom[0] and self._needs_x() else None
+        if self._needs_x():
+            self.keep_input(bottom, top)
         self._base(x, y)
         if self.power == 2:
             xp.square(y, out=y)
@@ -71,13 +66,7 @@ class PowerLayer(Layer):
         if self.power == 1:
             xp.multiply(dy, self.diff_scale, out=dx)
             return
-        if top[0] is bottom[0]:
-            if self._x is None or self._x.shape != dy.shape:
-                raise self.error("in-place backward before forward (no saved bottom data "
-                                 f"for top shape {tuple(dy.shape)})")
-            x = self._x
-        else:
-            x = bottom[0].data
+        x = self.kept_input(bottom, top)
         g = self._base(x, xp.empty_like(x))
         if self.power != 2:
             xp.power(g, self.power - 1, out=g)

@@ -1,11 +1,12 @@
 """PReLU: y = max(x, 0) + a_c * min(x, 0) with a learned slope per channel."""
 from ..backend import get_array_module
 from ..fillers import constant_filler, fill
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("PReLU")
-class PReLULayer(Layer):
+class PReLULayer(NeuronLayer):
     """bottom x (N, C, ...) with at least 2 axes -> top y, same shape (in place allowed).
 
     blobs: a, shape (C,) with C = x.shape[1], or () if channel_shared (one slope for all).
@@ -13,8 +14,6 @@ class PReLULayer(Layer):
     dy * x * (x <= 0). Both need x, so in place the bottom data is copied before it is
     overwritten, as Caffe does.
     Params: prelu_param {filler (unset: constant 0.25), channel_shared}."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         p = self.layer_param.prelu_param
@@ -34,7 +33,6 @@ class PReLULayer(Layer):
                              f"{self.blobs[0].count} values, expected {expected} "
                              f"({'channel_shared' if self.channel_shared else 'one per channel'}"
                              f" for bottom shape {bottom[0].shape})")
-        self._x = None
 
     def _check_axes(self, blob):
         if blob.num_axes < 2:
@@ -47,8 +45,7 @@ class PReLULayer(Layer):
             raise self.error(f"bottom shape {bottom[0].shape} has {bottom[0].shape[1]} "
                              f"channels, the slope blob {self.blobs[0].shape} has "
                              f"{self.blobs[0].count}")
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
+        super().reshape(bottom, top)
 
     def _slope(self, ndim):
         """The slopes shaped to broadcast against (N, C, ...)."""
@@ -60,7 +57,7 @@ class PReLULayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         xp = get_array_module(x)
-        self._x = x.copy() if top[0] is bottom[0] else None
+        self.keep_input(bottom, top)
         neg = xp.minimum(x, 0, out=xp.empty_like(x))
         neg *= self._slope(x.ndim)
         xp.maximum(x, 0, out=top[0].data)
@@ -69,13 +66,7 @@ class PReLULayer(Layer):
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff
         xp = get_array_module(dy)
-        if top[0] is bottom[0]:
-            if self._x is None or self._x.shape != dy.shape:
-                raise self.error("in-place backward before forward (no saved bottom data "
-                                 f"for top shape {tuple(dy.shape)})")
-            x = self._x
-        else:
-            x = bottom[0].data
+        x = self.kept_input(bottom, top)
         nonpos = x <= 0
         if self.param_needs_grad(0):
             g = dy * xp.where(nonpos, x, 0)

@@ -1,21 +1,16 @@
 """Sigmoid: y = 1 / (1 + exp(-x)), evaluated as 0.5 * tanh(0.5 x) + 0.5."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("Sigmoid", v1="SIGMOID")
-class SigmoidLayer(Layer):
+class SigmoidLayer(NeuronLayer):
     """bottom x -> top y, same shape (in-place allowed). dx = dy * y * (1 - y).
 
     The tanh form is Caffe 1.0's: it never overflows exp() for large |x| and matches Caffe's
     rounding. Backward reads only the top data, so computing in place is safe.
     Params: sigmoid_param.engine is accepted and ignored."""
-    exact_num_bottom = 1
-    exact_num_top = 1
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -1,25 +1,20 @@
 """Swish: y = x * sigmoid(beta * x)."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("Swish")
-class SwishLayer(Layer):
+class SwishLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed).
 
     s = sigmoid(beta x), evaluated as 0.5 tanh(0.5 beta x) + 0.5 like Caffe's Sigmoid;
     y = x s; dx = dy * (beta y + s (1 - beta y)). The backward reads y and the s kept from
     the forward, never x, so in place is safe. Params: swish_param.beta."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         self.beta = float(self.layer_param.swish_param.beta)
         self._sig = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data

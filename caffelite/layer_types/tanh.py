@@ -1,20 +1,15 @@
 """TanH: y = tanh(x)."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("TanH", v1="TANH")
-class TanHLayer(Layer):
+class TanHLayer(NeuronLayer):
     """bottom x -> top y, same shape (in-place allowed). dx = dy * (1 - y^2).
 
     Backward reads only the top data, so computing in place is safe.
     Params: tanh_param.engine is accepted and ignored."""
-    exact_num_bottom = 1
-    exact_num_top = 1
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)

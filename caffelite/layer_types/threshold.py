@@ -1,23 +1,18 @@
 """Threshold: y = 1 if x > threshold else 0."""
 from ..backend import get_array_module
-from ..layer import Layer, register_layer
+from ..layer import register_layer
+from .neuron import NeuronLayer
 
 
 @register_layer("Threshold", v1="THRESHOLD")
-class ThresholdLayer(Layer):
+class ThresholdLayer(NeuronLayer):
     """bottom x -> top y, same shape (in place allowed), y in {0, 1}.
 
     A step function has no useful gradient and Caffe gives it no backward: asking for a
     gradient to the bottom is an error. Params: threshold_param.threshold."""
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def setup(self, bottom, top):
         self.threshold = float(self.layer_param.threshold_param.threshold)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data
