@@ -9,7 +9,7 @@ from .blob import Blob
 from .errors import CaffeliteError, NetError, layer_error
 from .layer import create_layer
 from .net_rules import filter_net, insert_splits
-from . import net_api
+from . import net_api, net_debug
 
 TRAIN, TEST = 0, 1
 
@@ -74,6 +74,7 @@ class Net(net_api.NetApiMixin):
         self._bottom_need_backward, self._layer_need_backward = [], []
         self._blob_loss_weight = []
         self._params, self._param_owners, self._param_layer_indices = [], [], []
+        self._param_id_vecs, self._learnable_param_owner_index = [], []
         self._param_names_index, self._param_display_names = {}, []
         self.learnable_params, self._learnable_param_ids = [], []
         self.params_lr, self.params_weight_decay = [], []
@@ -146,6 +147,7 @@ class Net(net_api.NetApiMixin):
                 param_need = (spec.lr_mult if spec is not None else 1.0) != 0
                 need_backward |= param_need
                 layer.param_propagate_down[j] = param_need
+            self._param_id_vecs.append([])
             for j in range(len(layer.blobs)):
                 self._append_param(layer_id, j)
             self._layer_need_backward.append(need_backward)
@@ -174,6 +176,7 @@ class Net(net_api.NetApiMixin):
         name = spec.name
         self._param_display_names.append(name or str(param_id))
         net_param_id = len(self._params)
+        self._param_id_vecs[layer_id].append(net_param_id)
         self._params.append(layer.blobs[param_id])
         self._param_layer_indices.append((layer_id, param_id))
         if not name or name not in self._param_names_index:
@@ -181,6 +184,7 @@ class Net(net_api.NetApiMixin):
             if name:
                 self._param_names_index[name] = net_param_id
             self._learnable_param_ids.append(len(self.learnable_params))
+            self._learnable_param_owner_index.append(net_param_id)
             self.learnable_params.append(layer.blobs[param_id])
             self._has_lr.append(spec.HasField("lr_mult"))
             self._has_decay.append(spec.HasField("decay_mult"))
@@ -283,6 +287,8 @@ class Net(net_api.NetApiMixin):
             for fn in self._before_forward:
                 fn(i)
             loss += self.layers[i].Forward(self._bottom_vecs[i], self._top_vecs[i])
+            if self.debug_info:
+                net_debug.forward_info(self, i)
             for fn in self._after_forward:
                 fn(i)
         return float(loss)
@@ -295,15 +301,23 @@ class Net(net_api.NetApiMixin):
             if self._layer_need_backward[i]:
                 self.layers[i].Backward(self._top_vecs[i], self._bottom_need_backward[i],
                                         self._bottom_vecs[i])
+                if self.debug_info:
+                    net_debug.backward_info(self, i)
             for fn in self._after_backward:
                 fn(i)
 
     def forward_prefilled(self):
         return self._forward(0, len(self.layers) - 1)
 
+    def backward_all(self):
+        """Caffe's Net::Backward: every layer, then the params' norms under debug_info."""
+        self._backward(len(self.layers) - 1, 0)
+        if self.debug_info:
+            net_debug.all_params_info(self)
+
     def forward_backward(self):
         loss = self.forward_prefilled()
-        self._backward(len(self.layers) - 1, 0)
+        self.backward_all()
         return loss
 
     def reshape(self):
@@ -315,8 +329,14 @@ class Net(net_api.NetApiMixin):
             blob.diff[...] = 0
 
     def update(self):
-        for blob in self.learnable_params:
+        for k, blob in enumerate(self.learnable_params):
+            if self.debug_info:
+                net_debug.update_info(self, k)
             blob.update()
+
+    def param_display_name(self, layer_id, j):
+        """A param's ParamSpec name, or its index within the layer (as Caffe's logs)."""
+        return self._param_display_names[self._param_id_vecs[layer_id][j]]
 
     def share_with(self, other):
         """Share memory of params with ``other`` by layer name (Caffe's ShareTrainedLayersWith)."""

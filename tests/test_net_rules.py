@@ -340,3 +340,27 @@ def test_three_argument_constructor_and_weights_keyword(tmp_path):
                   caffe.Net(str(path), caffe.TEST, weights=str(tmp_path / "w.caffemodel"))):
         np.testing.assert_array_equal(other.params["fc"][0].data, 3.0)
         np.testing.assert_array_equal(other.params["fc"][1].data, net.params["fc"][1].data)
+
+
+def test_debug_info_logs_mean_absolute_values(caplog):
+    import logging
+    text = INPUT + ip("fc", "data", "y", extra='param { name: "w" }') + \
+        "force_backward: true\ndebug_info: true\n"
+    net = net_from_text(text)
+    net.blobs["data"].data[...] = -2.0
+    log = logging.getLogger("caffelite")
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("INFO", logger="caffelite"):
+            net.forward_backward()
+            net.update()
+    finally:
+        log.removeHandler(caplog.handler)
+    text = caplog.text
+    assert "    [Forward] Layer data, top blob data data: 2" in text
+    assert "    [Forward] Layer fc, param blob w data: " in text
+    assert "    [Forward] Layer fc, param blob 1 data: " in text
+    assert "    [Backward] Layer fc, bottom blob data diff: " in text
+    assert "    [Backward] Layer fc, param blob 0 diff: " in text
+    assert "    [Backward] All net params (data, diff): L1 norm = (" in text
+    assert "    [Update] Layer fc, param w data: " in text
