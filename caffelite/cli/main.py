@@ -28,6 +28,8 @@ def usage():
 def main(argv=None):
     from . import convert_mnist, device_query, time_cmd, train, upgrade  # noqa: F401
     from . import download_model, draw_net  # noqa: F401
+    from . import (compute_image_mean, convert_imageset, extract_features,  # noqa: F401
+                   parse_log, plot_training_log)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
