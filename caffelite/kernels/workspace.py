@@ -1,0 +1,52 @@
+"""Reusable scratch arrays, so the hot loops do not allocate (and page-fault) big temporaries
+on every iteration.
+
+``scratch(xp, slot, shape, dtype)`` hands out a view of one flat buffer per (thread, array
+module, device, dtype, slot). The buffer grows to the largest request and is then reused: the
+contents are undefined, and the view is valid only until the next request for the same slot
+from the same thread. Layers run one after another, so one set of slots serves a whole net
+(like Caffe's shared column buffer or cuDNN's workspace); a kernel that needs two live
+scratch arrays at once asks for two different slots.
+"""
+import threading
+
+import numpy as np
+
+_local = threading.local()
+
+
+def _device_key(xp):
+    cuda = getattr(xp, "cuda", None)          # NumPy has no ``cuda``: host memory
+    return cuda.Device().id if cuda is not None else -1
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def scratch(xp, slot, shape, dtype):
+    """An uninitialised array of ``shape`` and ``dtype`` in ``xp``, reused across calls."""
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = {}
+    dtype = np.dtype(dtype)
+    key = (xp.__name__, _device_key(xp), dtype.str, slot)
+    n = _count(shape)
+    buf = pool.get(key)
+    if buf is None or buf.size < n:
+        pool.pop(key, None)                   # free the old buffer before the new one exists
+        buf = pool[key] = xp.empty(max(n, 1), dtype=dtype)
+    return buf[:n].reshape(shape)
+
+
+def release():
+    """Free every scratch buffer of this thread (they are re-created on demand)."""
+    _local.pool = {}
+
+
+def nbytes():
+    """Bytes held by this thread's scratch buffers."""
+    return sum(b.nbytes for b in getattr(_local, "pool", {}).values())
