@@ -221,7 +221,6 @@ class Solver:
             for _, on_gradients_ready in self._callbacks:
                 on_gradients_ready()
             self.apply_update(display)
-            self.iter += 1
             action, self.requested_action = self.requested_action, None
             if (p.snapshot and self.iter % p.snapshot == 0) or action == "snapshot":
                 self.snapshot()
@@ -326,7 +325,8 @@ class Solver:
 
     # -- the update -----------------------------------------------------------------------
     def apply_update(self, display=None):
-        """Caffe's ApplyUpdate: rate, clipping, normalise, regularise, update rule, Update."""
+        """Caffe's ApplyUpdate: rate, clipping, normalise, regularise, update rule, Update,
+        then ``iter += 1`` (so pycaffe's ``solver.apply_update()`` counts the update)."""
         p = self.param
         rate = lr_policy.learning_rate(self)
         if display is None:
@@ -339,6 +339,7 @@ class Solver:
             self._regularize(i, blob)
             self.compute_update_value(i, blob, rate)
         self.net.update()
+        self.iter += 1
 
     def _clip_gradients(self):
         clip = self.param.clip_gradients

@@ -86,7 +86,7 @@ def test_update_rule_matches_reference(make_solver, rule):
         solver.net.blobs["label"].data[...] = y
         solver.net.forward_backward()
         solver.apply_update()
-        solver.iter += 1
+        assert solver.iter == it + 1
         for e, b in zip(expected, solver.net.learnable_params):
             np.testing.assert_allclose(b.data, e, rtol=2e-5, atol=2e-6)
     assert len(solver.history) == (2 if rule in ("AdaDelta", "Adam") else 1) * n
