@@ -7,7 +7,7 @@ import json
 import pytest
 
 import caffelite as caffe
-from caffelite.testing.fixtures import (replay_net_case, replay_restore_case,
+from caffelite.testing.fixtures import (replay_mean_case, replay_net_case, replay_restore_case,
                                        replay_solver_case, replay_variants_case)
 
 from caffelite.testing.data_fixtures import REPLAY_DATA
@@ -29,7 +29,8 @@ def _cases():
 
 
 REPLAY = {"net": replay_net_case, "variants": replay_variants_case,
-          "solver": replay_solver_case, "restore": replay_restore_case, **REPLAY_DATA}
+          "solver": replay_solver_case, "restore": replay_restore_case, "mean": replay_mean_case,
+          **REPLAY_DATA}
 
 
 @pytest.mark.parametrize("case_dir", _cases())

@@ -193,3 +193,13 @@ def replay_restore_case(case_dir):
     _compare("loss per iteration", np.array(losses), data["loss"], rtol, atol)
     _compare_final(solver.net, data, rtol, atol, case["name"])
     return solver
+
+
+def replay_mean_case(case_dir):
+    """A mean .binaryproto, read with legacy 4-D dims, equals the array pycaffe read."""
+    from ..io import load_mean_file
+    case, data = load_case(case_dir)
+    with chdir(case_dir):
+        mean = load_mean_file(case["file"])
+    _compare("mean", mean, data["mean"], case.get("rtol", 1e-4), case.get("atol", 1e-5))
+    return mean
