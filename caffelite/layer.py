@@ -5,7 +5,6 @@ The base class runs Caffe's template: ``SetUp`` checks blob counts, calls ``setu
 ``reshape`` and installs the loss weights; ``Forward`` calls ``reshape`` then ``forward``;
 ``Backward`` calls ``backward``. Subclasses implement the lower-case methods only.
 """
-import numpy as np
 
 from .blob import Blob
 from .errors import CaffeliteError, layer_error

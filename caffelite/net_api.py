@@ -1,5 +1,4 @@
 """pycaffe's Python-level Net methods: forward/backward with named blobs, batching helpers."""
-from collections import OrderedDict
 
 import numpy as np
 

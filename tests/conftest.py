@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixture_paths import REPO_ROOT, find_fixtures_dir  # noqa: F401
+from fixture_paths import find_fixtures_dir
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """``caffelite upgrade_net_proto_text|upgrade_net_proto_binary|upgrade_solver_proto_text``."""
 from google.protobuf import text_format
 
-from ..errors import CaffeliteError
 from ..formats.prototxt import read_binary, read_prototxt
 from ..formats.solverfile import upgrade_solver
 from ..formats.upgrade import upgrade_net

@@ -113,7 +113,6 @@ class SPPLayer(Layer):
         if self.height == 1:
             self.levels[0].backward(top, propagate_down, bottom)
             return
-        n = bottom[0].shape[0]
         self.scratch.reshape(bottom[0].shape)
         start = 0
         for i, (layer, out, size) in enumerate(zip(self.levels, self.level_tops, self.sizes)):

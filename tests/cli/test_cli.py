@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-import caffelite as caffe
 from caffelite.cli.main import main
 from caffelite.proto import caffe_pb2
 
