@@ -13,8 +13,8 @@ import numpy as np
 from .. import backend
 from ..errors import CaffeliteError
 from ..log import g6
-from ..net import Net, TEST, TRAIN
 from . import lr_policy
+from .nets import build_test_nets, build_train_net
 
 
 class NonFiniteLossError(CaffeliteError):
@@ -42,8 +42,8 @@ class Solver:
         self._check_param()
         if p.random_seed >= 0:
             backend.set_random_seed(p.random_seed)
-        self.net = self._train_net()
-        self.test_nets = self._test_nets()
+        self.net = build_train_net(self)
+        self.test_nets = build_test_nets(self)
         self.iter = 0
         self.current_step = 0
         self.smoothed_loss = 0.0
@@ -77,75 +77,6 @@ class Solver:
 
     def check_rule_params(self):
         """Update-rule specific checks (e.g. AdaGrad refuses momentum)."""
-
-    def _net_path(self, path):
-        return path if os.path.isabs(path) else os.path.join(self.base_dir, path)
-
-    def _train_net(self):
-        from ..formats.netfile import read_net
-        from ..proto import caffe_pb2
-        p = self.param
-        given = [f for f in ("train_net_param", "train_net", "net_param", "net") if p.HasField(f)]
-        if not given:
-            raise self._fail("no train net: set one of net, net_param, train_net, "
-                             "train_net_param")
-        if len(given) > 1:
-            raise self._fail(f"more than one train net given ({', '.join(given)}); keep one")
-        field = given[0]
-        if field.endswith("_param"):
-            net_param = caffe_pb2.NetParameter()
-            net_param.CopyFrom(getattr(p, field))
-        else:
-            net_param = read_net(self._net_path(getattr(p, field)))
-        state = caffe_pb2.NetState(phase=TRAIN)
-        state.MergeFrom(net_param.state)
-        state.MergeFrom(p.train_state)
-        net_param.state.CopyFrom(state)
-        return Net(net_param)
-
-    def _test_nets(self):
-        from ..formats.netfile import read_net
-        from ..proto import caffe_pb2
-        p = self.param
-        generic = int(p.HasField("net_param")) + int(p.HasField("net"))
-        if generic > 1:
-            raise self._fail("both net and net_param are set; keep one")
-        n_specific = len(p.test_net_param) + len(p.test_net)
-        if generic:
-            if len(p.test_iter) < n_specific:
-                raise self._fail("test_iter must be given once for each test net")
-        elif len(p.test_iter) != n_specific:
-            raise self._fail(f"test_iter must be given once for each test net "
-                             f"({n_specific} test nets, {len(p.test_iter)} test_iter)")
-        n_instances = len(p.test_iter)
-        if len(p.test_state) and len(p.test_state) != n_instances:
-            raise self._fail("test_state must be unspecified or given once per test net")
-        if n_instances and p.test_interval <= 0:
-            raise self._fail("test_iter is set but test_interval is not positive; set "
-                             "test_interval (or remove test_iter)")
-        params = [caffe_pb2.NetParameter() for _ in range(n_instances)]
-        i = 0
-        for tp in p.test_net_param:
-            params[i].CopyFrom(tp)
-            i += 1
-        for path in p.test_net:
-            params[i].CopyFrom(read_net(self._net_path(path)))
-            i += 1
-        while i < n_instances:
-            if p.HasField("net_param"):
-                params[i].CopyFrom(p.net_param)
-            else:
-                params[i].CopyFrom(read_net(self._net_path(p.net)))
-            i += 1
-        nets = []
-        for k, net_param in enumerate(params):
-            state = caffe_pb2.NetState(phase=TEST)
-            state.MergeFrom(net_param.state)
-            if len(p.test_state):
-                state.MergeFrom(p.test_state[k])
-            net_param.state.CopyFrom(state)
-            nets.append(Net(net_param))
-        return nets
 
     def _load_weights(self, weights):
         for path in weights.split(","):
