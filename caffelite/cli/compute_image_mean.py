@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import CaffeliteError
 from ..log import g6, logger
-from .convert_imageset import Progress, check_backend
+from .tool_utils import Progress, check_backend
 from .flags import new_parser
 from .main import command
 

@@ -2,10 +2,7 @@
 as Caffe's convert_mnist_data (keys ``%08d``, 1×28×28 uint8 images). Gzipped idx files are
 read directly."""
 import gzip
-import os
 import struct
-import sys
-import time
 
 import numpy as np
 
@@ -13,6 +10,7 @@ from ..errors import CaffeliteError
 from ..log import logger
 from .flags import new_parser
 from .main import command
+from .tool_utils import LMDBWriter, Progress
 
 
 def read_idx(path):
@@ -37,36 +35,29 @@ def read_idx(path):
     return arr.reshape(dims)
 
 
-def write_mnist_lmdb(images_path, labels_path, db_path, progress=True):
-    import lmdb
+def write_mnist_lmdb(images_path, labels_path, db_path):
     from ..proto import caffe_pb2
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise CaffeliteError(f"{images_path} / {labels_path}: expected N×rows×cols images and "
                              f"N labels, got {images.shape} and {labels.shape}")
-    if os.path.exists(db_path):
-        raise CaffeliteError(f"{db_path}: already exists; remove it first")
     n, rows, cols = images.shape
+    writer = LMDBWriter(db_path)
     logger.info("A total of %d items.", n)
     logger.info("Rows: %d Cols: %d", rows, cols)
-    env = lmdb.open(db_path, map_size=max(1 << 26, 4 * images.nbytes), subdir=True)
+    progress = Progress(n, "items")
     datum = caffe_pb2.Datum(channels=1, height=rows, width=cols)
-    t0 = time.perf_counter()
-    txn = env.begin(write=True)
-    for i in range(n):
-        datum.data = images[i].tobytes()
-        datum.label = int(labels[i])
-        txn.put(b"%08d" % i, datum.SerializeToString())
-        if (i + 1) % 1000 == 0:
-            txn.commit()
-            txn = env.begin(write=True)
-            if progress and sys.stderr.isatty():
-                rate = (i + 1) / (time.perf_counter() - t0)
-                sys.stderr.write(f"\r{i + 1}/{n} items, {rate:.0f}/s ")
-    txn.commit()
-    env.close()
-    if progress and sys.stderr.isatty():
-        sys.stderr.write("\n")
+    try:
+        for i in range(n):
+            datum.data = images[i].tobytes()
+            datum.label = int(labels[i])
+            if writer.put(b"%08d" % i, datum.SerializeToString()):
+                progress.update(i + 1)
+        writer.close()
+    except BaseException:
+        writer.discard()
+        raise
+    progress.clear()
     logger.info("Processed %d files.", n)
     return n
 

@@ -18,7 +18,7 @@ import numpy as np
 from .. import backend
 from ..errors import CaffeliteError
 from ..log import logger
-from .convert_imageset import LMDBWriter, Progress, check_backend
+from .tool_utils import LMDBWriter, Progress, check_backend
 from .main import command
 
 USAGE = ("usage: caffelite extract_features pretrained_net_param feature_extraction_proto_file "
