@@ -10,7 +10,11 @@ Layouts:
   * default:            cols (N, C, *K, *out)  -- per image, Caffe's column buffer, whose
                         row index is c * prod(K) + kernel offset in row-major order;
   * ``batch_inside``:   cols (C, *K, N, *out)  -- reshapes for free to
-                        (C * prod(K), N * prod(out)), so a whole batch convolves in one GEMM.
+                        (C * prod(K), N * prod(out)), so a whole batch convolves in one GEMM;
+  * ``batch_last``:     cols (C, *K, *out, N)  -- the same GEMM with the images innermost:
+                        copies move runs of N (N * out_w for stride 1) contiguous values,
+                        far longer than an output row when the output is small and the batch
+                        is not.
 
 im2col is one copy of a strided view (no Python loop over taps); col2im loops over the
 prod(K) kernel taps, adding each one into a zero-padded scratch image that is then cropped,
@@ -21,6 +25,8 @@ import itertools
 
 from ..backend import get_array_module
 from .workspace import scratch
+
+LAYOUTS = ("image", "batch_inside", "batch_last")
 
 
 def kernel_extent(k, d):
@@ -48,49 +54,87 @@ def window(tap, out, stride, dilation=None):
                  for t, o, s, d in zip(tap, out, stride, dilation))
 
 
-def _padded(src, pad, slot="im2col.pad"):
-    """src (A, B, *spatial) zero-padded by ``pad`` on both sides of every spatial axis, in a
-    reused scratch array (only the border slabs are zeroed); src itself when pad is 0."""
-    if not any(pad):
+def _moved(x, layout):
+    """x (N, C, *S) as the source layout: image (N, C, *S), batch_inside (C, N, *S),
+    batch_last (C, *S, N); a view."""
+    if layout == "batch_inside":
+        return x.swapaxes(0, 1)
+    if layout == "batch_last":
+        return x.transpose((1,) + tuple(range(2, x.ndim)) + (0,))
+    return x
+
+
+def _first_spatial(layout):
+    return 1 if layout == "batch_last" else 2
+
+
+def _padded(src, pad, first, slot="pad", copy=False):
+    """src zero-padded by ``pad`` on both sides of its spatial axes (``first`` onwards), in
+    a reused scratch array (only the border slabs are zeroed); src itself when pad is 0 and
+    no ``copy`` is asked for."""
+    if not any(pad) and not copy:
         return src
     xp = get_array_module(src)
-    spatial = src.shape[2:]
-    buf = scratch(xp, slot, src.shape[:2] + tuple(i + 2 * p for i, p in zip(spatial, pad)),
-                  src.dtype)
-    nd = len(spatial)
+    nd = len(pad)
+    spatial = src.shape[first:first + nd]
+    shape = (src.shape[:first] + tuple(i + 2 * p for i, p in zip(spatial, pad))
+             + src.shape[first + nd:])
+    buf = scratch(xp, slot, shape, src.dtype)
+    lead = (slice(None),) * first
     for ax, (p, i) in enumerate(zip(pad, spatial)):
         if p:
-            idx = [slice(None)] * (2 + nd)
-            idx[2 + ax] = slice(0, p)
+            idx = [slice(None)] * src.ndim
+            idx[first + ax] = slice(0, p)
             buf[tuple(idx)] = 0
-            idx[2 + ax] = slice(p + i, None)
+            idx[first + ax] = slice(p + i, None)
             buf[tuple(idx)] = 0
-    buf[(slice(None), slice(None)) + tuple(slice(p, p + i) for p, i in zip(pad, spatial))] = src
+    buf[lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))] = src
     return buf
 
 
-def im2col(x, kernel, pad, stride, dilation, batch_inside=False, out=None):
-    """Columns of x (N, C, *spatial); see the module docstring for the two layouts.
+def _layout_of(batch_inside, layout):
+    if batch_inside:
+        return "batch_inside"
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown column layout {layout!r} (one of {LAYOUTS})")
+    return layout
+
+
+def columns_shape(n, c, kernel, out_sp, layout):
+    if layout == "batch_inside":
+        return (c,) + tuple(kernel) + (n,) + tuple(out_sp)
+    if layout == "batch_last":
+        return (c,) + tuple(kernel) + tuple(out_sp) + (n,)
+    return (n, c) + tuple(kernel) + tuple(out_sp)
+
+
+def im2col(x, kernel, pad, stride, dilation, batch_inside=False, out=None, layout="image"):
+    """Columns of x (N, C, *spatial) in ``layout`` (see the module docstring).
 
     One copy of a strided view of the (padded) input: the view's axes step through channels,
     kernel taps (input stride times dilation), images and output positions (input stride
     times conv stride). ``out``: an array with the columns' element count to write into (it
     is returned reshaped); otherwise a new array is returned."""
     xp = get_array_module(x)
+    layout = _layout_of(batch_inside, layout)
     kernel, pad, stride, dilation = map(tuple, (kernel, pad, stride, dilation))
     n, c = x.shape[:2]
     out_sp = conv_output_shape(x.shape[2:], kernel, pad, stride, dilation)
-    src = _padded(x.swapaxes(0, 1) if batch_inside else x, pad)   # (C, N, ..) or (N, C, ..)
-    s0, s1 = src.strides[:2]
-    sp = src.strides[2:]
+    first = _first_spatial(layout)
+    # batch_last reads runs of whole batches: worth one transposing copy of the input
+    src = _padded(_moved(x, layout), pad, first, copy=layout == "batch_last")
+    st = src.strides
+    nd = len(kernel)
+    sp = st[first:first + nd]
     tap_strides = tuple(s * d for s, d in zip(sp, dilation))
-    out_strides = tuple(s * st for s, st in zip(sp, stride))
-    if batch_inside:
-        shape = (c,) + kernel + (n,) + out_sp
-        strides = (s0,) + tap_strides + (s1,) + out_strides
+    out_strides = tuple(s * q for s, q in zip(sp, stride))
+    if layout == "batch_inside":
+        strides = (st[0],) + tap_strides + (st[1],) + out_strides
+    elif layout == "batch_last":
+        strides = (st[0],) + tap_strides + out_strides + (st[-1],)
     else:
-        shape = (n, c) + kernel + out_sp
-        strides = (s0, s1) + tap_strides + out_strides
+        strides = (st[0], st[1]) + tap_strides + out_strides
+    shape = columns_shape(n, c, kernel, out_sp, layout)
     view = xp.lib.stride_tricks.as_strided(src, shape, strides)
     if out is None:
         out = xp.empty(shape, dtype=x.dtype)
@@ -100,38 +144,40 @@ def im2col(x, kernel, pad, stride, dilation, batch_inside=False, out=None):
     return out
 
 
-def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False, out=None):
-    """Sum columns back into an image of ``image_shape`` (N, C, *spatial); the adjoint of
-    im2col. ``out``: an (N, C, *spatial) array to write the image into (returned);
-    otherwise a new array is returned.
+def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False, out=None,
+           layout="image"):
+    """Sum columns (in ``layout``) back into an image of ``image_shape`` (N, C, *spatial);
+    the adjoint of im2col. ``out``: an (N, C, *spatial) array to write the image into
+    (returned); otherwise a new array is returned.
 
     The taps are added one after another in row-major order (Caffe's col2im order) into a
     zeroed, padded scratch image, which is then cropped into the result."""
     xp = get_array_module(cols)
+    layout = _layout_of(batch_inside, layout)
     kernel, pad, stride, dilation = map(tuple, (kernel, pad, stride, dilation))
     n, c = image_shape[:2]
     spatial = tuple(image_shape[2:])
     out_sp = conv_output_shape(spatial, kernel, pad, stride, dilation)
-    lead2 = (c, n) if batch_inside else (n, c)
-    cols = cols.reshape(((c,) + kernel + (n,) + out_sp) if batch_inside
-                        else ((n, c) + kernel + out_sp))
+    cols = cols.reshape(columns_shape(n, c, kernel, out_sp, layout))
     if out is None:
         out = xp.empty(tuple(image_shape), dtype=cols.dtype)
     else:
         out = out.reshape(tuple(image_shape))
-    target = out.swapaxes(0, 1) if batch_inside else out
-    if any(pad):
-        buf = scratch(xp, "col2im.pad", lead2 + tuple(i + 2 * p for i, p in zip(spatial, pad)),
-                      cols.dtype)
+    target = _moved(out, layout)
+    first = _first_spatial(layout)
+    if any(pad) or layout == "batch_last":
+        padded = tuple(i + 2 * p for i, p in zip(spatial, pad))
+        buf = scratch(xp, "accum", target.shape[:first] + padded + target.shape[first + len(
+            spatial):], cols.dtype)
     else:
         buf = target          # accumulate straight into the result
     buf[...] = 0
-    lead = (slice(None),) if batch_inside else (slice(None), slice(None))
-    both = (slice(None), slice(None))
+    lead = (slice(None),) * first
+    col_lead = (slice(None),) * (2 if layout == "image" else 1)
     # Within one tap the strided window touches distinct cells, so a plain += is exact;
     # overlaps between taps accumulate across iterations.
     for tap in taps(kernel):
-        buf[both + window(tap, out_sp, stride, dilation)] += cols[lead + tap]
-    if any(pad):
-        target[...] = buf[both + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
+        buf[lead + window(tap, out_sp, stride, dilation)] += cols[col_lead + tap]
+    if buf is not target:
+        target[...] = buf[lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
     return out

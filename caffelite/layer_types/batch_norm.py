@@ -69,16 +69,17 @@ class BatchNormLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.view)
         xp = get_array_module(x)
+        y = top[0].data.reshape(self.view)       # may be x (in place)
         if self.use_global_stats:
             b2 = self._stat(2)
             factor = xp.where(b2 == 0, 0, 1 / xp.where(b2 == 0, 1, b2))
             mean = self._stat(0) * factor
             var = self._stat(1) * factor
-            centred = x - mean[None, :, None]
+            xp.subtract(x, mean[None, :, None], out=y)
         else:
             mean = x.mean(axis=(0, 2))
-            centred = x - mean[None, :, None]
-            var = (centred * centred).mean(axis=(0, 2))
+            xp.subtract(x, mean[None, :, None], out=y)
+            var = (y * y).mean(axis=(0, 2))
             m = x.size // self.channels
             correction = m / (m - 1) if m > 1 else 1.0
             f = self.fraction
@@ -86,10 +87,15 @@ class BatchNormLayer(Layer):
             self._stat(0)[...] = self._stat(0) * f + mean
             self._stat(1)[...] = self._stat(1) * f + correction * var
         self.std = xp.sqrt(var + self.eps)[None, :, None]
-        y = top[0].data.reshape(self.view)
-        y[...] = centred / self.std
+        y /= self.std
         # Kept apart from the top: a later in-place layer may overwrite top[0].data.
-        self.x_norm = None if self.use_global_stats else y.copy()
+        if self.use_global_stats:
+            self.x_norm = None
+        else:
+            if getattr(self, "x_norm", None) is None or self.x_norm.shape != y.shape or \
+                    self.x_norm.dtype != y.dtype or get_array_module(self.x_norm) is not xp:
+                self.x_norm = xp.empty_like(y)
+            self.x_norm[...] = y
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

@@ -19,7 +19,7 @@ from ..layer import Layer, register_layer
 
 # Columns for a whole batch can be large (C*prod(k) times the input); the batch is processed
 # in chunks whose column buffer stays under this many elements.
-COL_BUFFER_ELEMENTS = 1 << 24
+COL_BUFFER_ELEMENTS = 1 << 23
 # Forward runs one GEMM per image when an image has at least this many output positions.
 PER_IMAGE_MIN_POSITIONS = 512
 
@@ -166,9 +166,17 @@ class ConvolutionLayer(Layer):
         step = max(1, COL_BUFFER_ELEMENTS // max(1, ck * self.group * L))
         return [slice(i, min(i + step, self.num)) for i in range(0, self.num, step)]
 
-    def _cols(self, x, per_image=False):
-        """x (n, C, *S) -> columns in the "cols" scratch array: (G, C/G*prod(k), n*L), or
-        with ``per_image`` (n, G, C/G*prod(k), L). A 1x1 / stride 1 / pad 0 convolution's
+    def _layout(self, n):
+        """Column layout for a chunk of n images: batch_last when its copies move longer
+        contiguous runs (n images, times the output width at stride 1) than an output row."""
+        ow = self.out_spatial[-1] if self.out_spatial else 1
+        run = n * ow if self.geom.stride[-1] == 1 else n
+        return "batch_last" if run > ow else "batch_inside"
+
+    def _cols(self, x, per_image=False, layout="batch_inside"):
+        """x (n, C, *S) -> columns in the "cols" scratch array: (G, C/G*prod(k), n*L) with
+        the n*L columns ordered as ``layout`` says ((n, L) or (L, n)), or with
+        ``per_image`` (n, G, C/G*prod(k), L). A 1x1 / stride 1 / pad 0 convolution's
         per-image columns are x itself (no copy)."""
         g = self.geom
         G, _, ck, L = self._sizes()
@@ -180,8 +188,18 @@ class ConvolutionLayer(Layer):
             return im2col(x, g.kernel, g.pad, g.stride, g.dilation, out=buf).reshape(
                 n, G, ck, L)
         buf = scratch(get_array_module(x), "cols", (G * ck * n * L,), x.dtype)
-        cols = im2col(x, g.kernel, g.pad, g.stride, g.dilation, batch_inside=True, out=buf)
+        cols = im2col(x, g.kernel, g.pad, g.stride, g.dilation, out=buf, layout=layout)
         return cols.reshape(G, ck, n * L)
+
+    @staticmethod
+    def _to_columns_order(a, layout):
+        """(n, G, og, L) -> (G, og, n, L) or (G, og, L, n): a view."""
+        return a.transpose(1, 2, 0, 3) if layout == "batch_inside" else a.transpose(1, 2, 3, 0)
+
+    @staticmethod
+    def _from_columns_order(a, layout):
+        """(G, og, n, L) or (G, og, L, n) -> (n, G, og, L): a view."""
+        return a.transpose(2, 0, 1, 3) if layout == "batch_inside" else a.transpose(3, 0, 1, 2)
 
     def _image(self, blob_array):
         return blob_array.reshape((self.num, self.channels) + self.spatial)
@@ -193,7 +211,7 @@ class ConvolutionLayer(Layer):
         # Large outputs: one GEMM per image written straight into the top (no transposes).
         # Small ones: one GEMM for the whole chunk of images, then one transposing copy
         # (small per-image GEMMs run far below the BLAS peak).
-        per_image = L >= PER_IMAGE_MIN_POSITIONS
+        per_image = L >= PER_IMAGE_MIN_POSITIONS or self.num == 1
         for b, t in zip(bottom, top):
             x = self._image(b.data)
             xp = get_array_module(x)
@@ -206,9 +224,11 @@ class ConvolutionLayer(Layer):
                     if bias is not None:
                         y[c] += bias
                     continue
-                yc = scratch(xp, "conv.out", (G, og, n * L), x.dtype)
-                xp.matmul(w, self._cols(x[c]), out=yc)
-                yc = yc.reshape(G, og, n, L).transpose(2, 0, 1, 3)
+                layout = self._layout(n)
+                yc = scratch(xp, "a", (G, og, n * L), x.dtype)
+                xp.matmul(w, self._cols(x[c], layout=layout), out=yc)
+                order = (G, og, n, L) if layout == "batch_inside" else (G, og, L, n)
+                yc = self._from_columns_order(yc.reshape(order), layout)
                 if bias is not None:
                     xp.add(yc, bias, out=y[c])
                 else:
@@ -231,16 +251,18 @@ class ConvolutionLayer(Layer):
             dw = self.blobs[0].diff.reshape(G, og, ck)
             for c in self._chunks():
                 n = c.stop - c.start
-                # the top diff as (G, og, n*L): the GEMMs' shared operand
-                dyc = scratch(xp, "conv.dy", (G, og, n, L), dy.dtype)
-                dyc[...] = dy[c].transpose(1, 2, 0, 3)
+                layout = self._layout(n)
+                order = (G, og, n, L) if layout == "batch_inside" else (G, og, L, n)
+                # the top diff as (G, og, n*L) in the columns' order: the GEMMs' shared operand
+                dyc = scratch(xp, "a", order, dy.dtype)
+                dyc[...] = self._to_columns_order(dy[c], layout)
                 dyc = dyc.reshape(G, og, n * L)
                 if need_w:
-                    part = scratch(xp, "conv.dw", (G, og, ck), dy.dtype)
-                    xp.matmul(dyc, self._cols(x[c]).transpose(0, 2, 1), out=part)
+                    part = scratch(xp, "b", (G, og, ck), dy.dtype)
+                    xp.matmul(dyc, self._cols(x[c], layout=layout).transpose(0, 2, 1), out=part)
                     dw += part
                 if propagate_down[i]:
                     dcols = scratch(xp, "cols", (G, ck, n * L), dy.dtype)
                     xp.matmul(w.transpose(0, 2, 1), dyc, out=dcols)
                     col2im(dcols, (n, self.channels) + self.spatial, g.kernel, g.pad,
-                           g.stride, g.dilation, batch_inside=True, out=self._image(b.diff)[c])
+                           g.stride, g.dilation, out=self._image(b.diff)[c], layout=layout)

@@ -54,14 +54,22 @@ class EltwiseLayer(Layer):
             for b in bottom[2:]:
                 y *= b.data
         elif self.op == _OP.SUM:
-            # Build the sum aside so that y may alias bottom 0.
-            acc = bottom[0].data * self.coeffs[0] if self.coeffs[0] != 1 else bottom[0].data.copy()
-            for c, b in zip(self.coeffs[1:], bottom[1:]):
-                if c == 1:
-                    acc += b.data
+            # y may alias bottom 0 only (in place is top i == bottom i), and every update is
+            # element by element, so the sum builds in y: c0 x0 (+ c_i x_i ...).
+            c0, c1 = self.coeffs[0], self.coeffs[1]
+            if c0 == 1 and c1 == 1:
+                xp.add(bottom[0].data, bottom[1].data, out=y)
+            else:
+                if c0 == 1:
+                    y[...] = bottom[0].data
                 else:
-                    acc += c * b.data
-            y[...] = acc
+                    xp.multiply(bottom[0].data, c0, out=y)
+                y += bottom[1].data if c1 == 1 else c1 * bottom[1].data
+            for c, b in zip(self.coeffs[2:], bottom[2:]):
+                if c == 1:
+                    y += b.data
+                else:
+                    y += c * b.data
         else:
             a, b = bottom[0].data, bottom[1].data
             first = a > b

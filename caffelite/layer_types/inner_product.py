@@ -1,7 +1,11 @@
 """InnerProduct: y = x W^T + b over the axes from ``axis`` on."""
 from ..backend import get_array_module
+from ..kernels.workspace import scratch
 from ..fillers import fill
 from ..layer import Layer, register_layer
+
+# Weight gradients are accumulated through a scratch block of at most this many elements.
+ACCUMULATE_ELEMENTS = 1 << 21
 
 
 @register_layer("InnerProduct", v1="INNER_PRODUCT")
@@ -71,12 +75,26 @@ class InnerProductLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)
         x = bottom[0].data.reshape(self.M, self.K)
+        xp = get_array_module(dy)
         if self.param_needs_grad(0):
             if self.transpose:
-                self.blobs[0].diff[...] += x.T @ dy
+                accumulate_matmul(self.blobs[0].diff, x.T, dy)
             else:
-                self.blobs[0].diff[...] += dy.T @ x
+                accumulate_matmul(self.blobs[0].diff, dy.T, x)
         if self.bias_term and self.param_needs_grad(1):
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
-            bottom[0].diff.reshape(self.M, self.K)[...] = dy @ self._weight().T
+            xp.matmul(dy, self._weight().T, out=bottom[0].diff.reshape(self.M, self.K))
+
+
+def accumulate_matmul(out, a, b):
+    """out += a @ b (Caffe's gemm with beta 1) without an ``out``-sized temporary: the
+    product is formed in row blocks of at most ACCUMULATE_ELEMENTS in a scratch array."""
+    xp = get_array_module(out)
+    rows, cols = out.shape
+    step = max(1, ACCUMULATE_ELEMENTS // max(1, cols))
+    for r in range(0, rows, step):
+        e = min(r + step, rows)
+        part = scratch(xp, "accum", (e - r, cols), out.dtype)
+        xp.matmul(a[r:e], b, out=part)
+        out[r:e] += part

@@ -1,29 +1,34 @@
 """LRN: local response normalisation across channels or within each channel."""
 from ..backend import get_array_module
+from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
 
 _LRN = caffe_pb2.LRNParameter
 
 
-def window_sum(a, n, axis):
+def window_sum(a, n, axis, out=None):
     """Centred sums of ``n`` (odd) consecutive entries along ``axis``, zero outside.
 
-    One shifted add per window offset; n is small (3 or 5 in practice), so this is a few
-    full-array passes and keeps the sums as exact as a direct summation.
-    """
+    One shifted add of slices per window offset, in offset order (the same sums as adding a
+    zero-padded copy, without making one); n is small (3 or 5 in practice), so this is a few
+    full-array passes and keeps the sums as exact as a direct summation. ``out``: an array of
+    a's shape to write into (not ``a``)."""
     xp = get_array_module(a)
     half = (n - 1) // 2
     length = a.shape[axis]
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (half, half)
-    padded = xp.pad(a, pad)
-    index = [slice(None)] * a.ndim
-    index[axis] = slice(0, length)
-    total = padded[tuple(index)].copy()
-    for offset in range(1, n):
-        index[axis] = slice(offset, offset + length)
-        total += padded[tuple(index)]
+    total = xp.empty_like(a) if out is None else out
+    total[...] = 0
+    dst = [slice(None)] * a.ndim
+    src = [slice(None)] * a.ndim
+    for offset in range(n):
+        shift = offset - half                  # position c receives a[c + shift]
+        lo, hi = max(0, -shift), min(length, length - shift)
+        if lo >= hi:
+            continue
+        dst[axis] = slice(lo, hi)
+        src[axis] = slice(lo + shift, hi + shift)
+        total[tuple(dst)] += a[tuple(src)]
     return total
 
 
@@ -58,32 +63,59 @@ class LRNLayer(Layer):
         if top[0] is not bottom[0]:
             top[0].reshape(bottom[0].shape)
 
-    def _window(self, a):
+    def _window(self, a, slot):
+        xp = get_array_module(a)
+        out = scratch(xp, slot, a.shape, a.dtype)
         if self.across:
-            return window_sum(a, self.size, 1)
-        return window_sum(window_sum(a, self.size, 2), self.size, 3)
+            return window_sum(a, self.size, 1, out=out)
+        rows = window_sum(a, self.size, 2, out=scratch(xp, "c", a.shape, a.dtype))
+        return window_sum(rows, self.size, 3, out=out)
 
     def _norm(self):
         """alpha over the window size: n across channels, n^2 within a channel."""
         return self.alpha / (self.size if self.across else self.size * self.size)
 
+    def _buffer(self, name, like):
+        xp = get_array_module(like)
+        buf = getattr(self, name, None)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or \
+                get_array_module(buf) is not xp:
+            buf = xp.empty_like(like)
+            setattr(self, name, buf)
+        return buf
+
     def forward(self, bottom, top):
         x = bottom[0].data
-        sq = self._window(x * x)
-        sq *= self._norm()
-        sq += self.k if self.across else 1.0
-        self.scale = sq
-        self.power = sq ** -self.beta
+        xp = get_array_module(x)
+        sq_in = scratch(xp, "a", x.shape, x.dtype)
+        xp.multiply(x, x, out=sq_in)
+        scale = self._buffer("scale", x)
+        scale[...] = self._window(sq_in, "b")
+        scale *= self._norm()
+        scale += self.k if self.across else 1.0
+        power = self._buffer("power", x)
+        xp.power(scale, x.dtype.type(-self.beta), out=power)
         # Backward needs x; keep it when the top overwrites it.
-        self.x_saved = x.copy() if top[0] is bottom[0] else None
-        top[0].data[...] = x * self.power
+        if top[0] is bottom[0]:
+            self._buffer("x_saved", x)[...] = x
+        else:
+            self.x_saved = None
+        xp.multiply(x, power, out=top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         x = self.x_saved if self.x_saved is not None else bottom[0].data
+        xp = get_array_module(x)
         dy = top[0].diff
         # dy * y / scale, with y = x * scale^-beta recomputed from x.
-        ratio = self._window(dy * x * self.power / self.scale)
+        t = scratch(xp, "a", x.shape, x.dtype)
+        xp.multiply(dy, x, out=t)
+        t *= self.power
+        t /= self.scale
+        ratio = self._window(t, "b")
         ratio *= 2.0 * self.beta * self._norm()
-        bottom[0].diff[...] = dy * self.power - x * ratio
+        ratio *= x
+        dx = bottom[0].diff                   # may be dy (in place)
+        xp.multiply(dy, self.power, out=dx)
+        dx -= ratio

@@ -27,11 +27,14 @@ import numpy as np
 from .. import backend
 from ..backend import get_array_module, scatter_add, to_device
 from ..kernels.im2col import taps, window
+from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
 
 P = caffe_pb2.PoolingParameter
 FLT_MAX = float(np.finfo(np.float32).max)
+# MAX pooling gathers the window cells of at most this many elements at once.
+STACK_ELEMENTS = 1 << 23
 
 
 def _pooled_size(size, k, p, s, ceil_mode):
@@ -86,6 +89,7 @@ class PoolingLayer(Layer):
         if self.pool not in (P.MAX, P.AVE, P.STOCHASTIC):
             raise self.error(f"pooling_param.pool: unknown pooling method {self.pool}")
         self.ceil_mode = p.round_mode == P.CEIL
+        self.argmax = None
 
     def _pair(self, p, name):
         has = p.HasField
@@ -110,6 +114,7 @@ class PoolingLayer(Layer):
             raise self.error(f"bottom shape {shape} is too small for kernel {k} with pad "
                              f"{self.pad} (pooled size {out})")
         self.k, self.out = k, out
+        self.batch_shape = (n, c)
         for t in top:
             t.reshape((n, c) + out)
         self._prepare_geometry(h, w)
@@ -119,9 +124,16 @@ class PoolingLayer(Layer):
         (kh, kw), (ph, pw), (sh, sw), (oh, ow) = self.k, self.pad, self.stride, self.out
         # ceil mode can run the last window past H + 2p; pad far enough to hold it
         self.padded = (max(h + 2 * ph, (oh - 1) * sh + kh), max(w + 2 * pw, (ow - 1) * sw + kw))
+        self.needs_pad = self.padded != (h + 2 * ph, w + 2 * pw) or ph or pw
         hs = np.arange(oh) * sh - ph
         ws = np.arange(ow) * sw - pw
         self.h_starts, self.w_starts = hs, ws
+        # windows that share no cell: backward can assign per tap instead of adding
+        self.disjoint = kh <= sh and kw <= sw
+        key = (self.batch_shape, h, w, self.out)
+        if getattr(self, "_geometry_key", None) != key:
+            self._geometry_key = key
+            self._device_consts = {}
         if self.pool == P.AVE:
             div = np.outer(np.minimum(hs + kh, h + ph) - hs, np.minimum(ws + kw, w + pw) - ws)
             # A window wholly past the image (no pad, stride > kernel) sums nothing, and Caffe
@@ -129,11 +141,27 @@ class PoolingLayer(Layer):
             # and in backward such a window only feeds padding cells, which are cropped.
             self.divisor = np.maximum(div, 1)
 
+    def _const(self, name, make, xp, dtype):
+        """A per-geometry constant array moved to ``xp`` once (not on every iteration)."""
+        key = (name, xp.__name__, np.dtype(dtype).str)
+        value = self._device_consts.get(key)
+        if value is None:
+            value = self._device_consts[key] = to_device(make().astype(dtype), xp)
+        return value
+
     def _padded_input(self, x, fill_value):
+        """x in a reused scratch array of the padded extent, the border set to
+        ``fill_value``; x itself when no window reaches past the image."""
+        if not self.needs_pad:
+            return x
         xp = get_array_module(x)
         h, w = x.shape[2:]
         ph, pw = self.pad
-        buf = xp.full(x.shape[:2] + self.padded, fill_value, dtype=x.dtype)
+        buf = scratch(xp, "pad", x.shape[:2] + self.padded, x.dtype)
+        buf[:, :, :ph] = fill_value
+        buf[:, :, ph + h:] = fill_value
+        buf[:, :, ph:ph + h, :pw] = fill_value
+        buf[:, :, ph:ph + h, pw + w:] = fill_value
         buf[:, :, ph:ph + h, pw:pw + w] = x
         return buf
 
@@ -150,31 +178,83 @@ class PoolingLayer(Layer):
         elif self.pool == P.STOCHASTIC:
             self._forward_stochastic(x, xp, top)
         else:
-            acc = xp.zeros(x.shape[:2] + self.out, dtype=x.dtype)
-            for _, v in self._tap_views(self._padded_input(x, 0)):
-                acc += v
-            top[0].data[...] = acc / to_device(self.divisor.astype(x.dtype), xp)
+            y = top[0].data
+            views = [v for _, v in self._tap_views(self._padded_input(x, 0))]
+            if len(views) == 1:
+                y[...] = views[0]
+            else:
+                xp.add(views[0], views[1], out=y)
+                for v in views[2:]:
+                    y += v
+            y /= self._const("divisor", lambda: self.divisor, xp, x.dtype)
+
+    def _tap_stack(self, src, c):
+        """The window cells of images ``c`` of the padded ``src`` as one contiguous
+        (kh*kw, n, C, PH, PW) scratch array: one copy of a strided view, after which every
+        per-tap operation runs on contiguous memory."""
+        xp = get_array_module(src)
+        (kh, kw), (sh, sw) = self.k, self.stride
+        sub = src[c]
+        s_n, s_c, s_h, s_w = sub.strides
+        shape = (kh, kw) + sub.shape[:2] + self.out
+        view = xp.lib.stride_tricks.as_strided(
+            sub, shape, (s_h, s_w, s_n, s_c, s_h * sh, s_w * sw))
+        stack = scratch(xp, "cols", shape, src.dtype)
+        stack[...] = view
+        return stack.reshape((kh * kw,) + shape[2:])
+
+    def _image_chunks(self, n, per_image):
+        step = max(1, STACK_ELEMENTS // max(1, per_image))
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
     def _forward_max(self, x, xp, top):
-        w = x.shape[3]
-        shape = x.shape[:2] + self.out
-        best = xp.full(shape, -FLT_MAX, dtype=x.dtype)
-        idx = xp.full(shape, -1, dtype=np.int32)     # -1: a window without image cells
-        win = xp.empty(shape, dtype=bool)
-        # flat in-plane index h*W + w that tap (i, j) reads for every window
-        cells = to_device(self._cell_indices(w), xp)
-        # Pad cells are -inf, so they never beat the -FLT_MAX start (Caffe clips windows).
-        # Strict > over taps in row-major order keeps the first maximum as Caffe's scan does;
-        # fmax skips NaN like the > test. Arithmetic updates, not masked copies: random masks
-        # make those branchy and several times slower.
-        for t, (_, v) in enumerate(self._tap_views(self._padded_input(x, -np.inf))):
-            xp.greater(v, best, out=win)
-            xp.fmax(best, v, out=best)
-            idx += (cells[t] - idx) * win
-        self.argmax = idx
-        top[0].data[...] = best
+        n, c = x.shape[:2]
+        shape = (n, c) + self.out
+        kk = self.k[0] * self.k[1]
+        if self.argmax is None or self.argmax.shape != shape or \
+                get_array_module(self.argmax) is not xp:
+            self.argmax = xp.empty(shape, dtype=np.int32)
+        # the winning tap per window: int8 arithmetic is cheap
+        tdt = np.int8 if kk <= 127 else np.int32
+        src = self._padded_input(x, -np.inf)
+        per_image = kk * c * self.out[0] * self.out[1]
+        low = x.dtype.type(-FLT_MAX)
+        # Caffe scans the window cells in row-major order from -FLT_MAX, keeping the first
+        # strictly greater value: pad cells (-inf) and NaN never win, ties keep the first.
+        for ch in self._image_chunks(n, per_image):
+            stack = self._tap_stack(src, ch)
+            m = ch.stop - ch.start
+            best = top[0].data[ch]
+            tap = scratch(xp, "a", (m, c) + self.out, tdt)
+            gt = scratch(xp, "b", (m, c) + self.out, bool)
+            step = scratch(xp, "c", (m, c) + self.out, tdt)
+            xp.fmax(stack[0], low, out=best)
+            tap.fill(0)
+            for t in range(1, kk):
+                xp.greater(stack[t], best, out=gt)
+                xp.fmax(best, stack[t], out=best)
+                # tap = where(gt, t, tap) by arithmetic: random masks make masked copies
+                # branchy and several times slower
+                xp.subtract(tdt(t), tap, out=step)
+                xp.multiply(step, gt, out=step)
+                tap += step
+            # flat in-plane index h*W + w of the winning cell; -1 where nothing beat -FLT_MAX
+            idx = self.argmax[ch]
+            xp.take(self._const("offsets", lambda: self._tap_offsets(x.shape[3]), xp,
+                                np.int32), tap, out=idx)
+            idx += self._const("corners", lambda: self._cell_indices(x.shape[3])[0], xp,
+                               np.int32)
+            xp.equal(best, low, out=gt)
+            step32 = scratch(xp, "d", idx.shape, np.int32)
+            xp.add(idx, 1, out=step32)
+            step32 *= gt
+            idx -= step32
         if len(top) > 1:
-            top[1].data[...] = idx
+            top[1].data[...] = self.argmax
+
+    def _tap_offsets(self, w):
+        """Flat in-plane offset i*W + j of tap (i, j) from its window's corner."""
+        return np.array([i * w + j for i, j in taps(self.k)], dtype=np.int32)
 
     def _cell_indices(self, w):
         """Per tap, the flat in-plane index h*W + w it reads for every window."""
@@ -225,18 +305,32 @@ class PoolingLayer(Layer):
         dy = top[0].diff
         xp = get_array_module(dy)
         n, c, h, w = bottom[0].shape
-        if self.pool in (P.MAX, P.STOCHASTIC):
-            idx = self.argmax
-            base = xp.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
-            dx = xp.zeros(n * c * h * w, dtype=dy.dtype)
-            valid = idx >= 0   # an empty window (argmax -1) sends nothing
-            scatter_add(xp, dx, (base + xp.maximum(idx, 0)).ravel(), (dy * valid).ravel())
-            bottom[0].diff[...] = dx.reshape(n, c, h, w)
-            return
-        g = dy / to_device(self.divisor.astype(dy.dtype), xp)
-        grad = xp.zeros((n, c) + self.padded, dtype=dy.dtype)
-        both = (slice(None), slice(None))
-        for tap in taps(self.k):
-            grad[both + window(tap, self.out, self.stride)] += g
         ph, pw = self.pad
-        bottom[0].diff[...] = grad[:, :, ph:ph + h, pw:pw + w]
+        if self.pool in (P.MAX, P.STOCHASTIC):
+            # Add each window's diff at its argmax cell, in top order as Caffe's CPU loop
+            # (np.add.at / cupyx.scatter_add); an empty window (argmax -1) sends nothing:
+            # a zero to cell 0 of its plane.
+            idx = self.argmax
+            valid = scratch(xp, "b", idx.shape, bool)
+            xp.greater_equal(idx, 0, out=valid)
+            vals = scratch(xp, "a", idx.shape, dy.dtype)
+            vals.fill(0)
+            xp.copyto(vals, dy, where=valid)
+            flat = scratch(xp, "c", idx.shape, np.int64)
+            xp.maximum(idx, 0, out=flat)
+            flat += self._const("plane_base", lambda: (np.arange(n * c, dtype=np.int64) *
+                                                       (h * w)).reshape(n, c, 1, 1),
+                                xp, np.int64)
+            dx = bottom[0].diff.reshape(-1)
+            dx.fill(0)
+            scatter_add(xp, dx, flat.reshape(-1), vals.reshape(-1))
+            return
+        g = scratch(xp, "a", dy.shape, dy.dtype)
+        xp.divide(dy, self._const("divisor", lambda: self.divisor, xp, dy.dtype), out=g)
+        grad = (scratch(xp, "accum", (n, c) + self.padded, dy.dtype) if self.needs_pad
+                else bottom[0].diff)
+        grad[...] = 0
+        for _, v in self._tap_views(grad):
+            v += g
+        if self.needs_pad:
+            bottom[0].diff[...] = grad[:, :, ph:ph + h, pw:pw + w]

@@ -1,5 +1,6 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
 from ..backend import get_array_module
+from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 
 
@@ -21,10 +22,16 @@ class ReLULayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         xp = get_array_module(x)
+        y = top[0].data
+        zero = x.dtype.type(0)
         if self.negative_slope:
-            top[0].data[...] = xp.maximum(x, 0) + self.negative_slope * xp.minimum(x, 0)
+            neg = scratch(xp, "a", x.shape, x.dtype)
+            xp.minimum(x, zero, out=neg)
+            neg *= x.dtype.type(self.negative_slope)
+            xp.maximum(x, zero, out=y)          # y may be x (in place): neg is taken first
+            y += neg
         else:
-            top[0].data[...] = xp.maximum(x, 0)
+            xp.maximum(x, zero, out=y)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -32,4 +39,10 @@ class ReLULayer(Layer):
         x = bottom[0].data
         xp = get_array_module(x)
         dy = top[0].diff
-        bottom[0].diff[...] = xp.where(x > 0, dy, dy * self.negative_slope)
+        if self.negative_slope:
+            bottom[0].diff[...] = xp.where(x > 0, dy, dy * self.negative_slope)
+            return
+        # Caffe's dy * (x > 0): one pass, no temporaries beyond the mask (dx may be dy)
+        mask = scratch(xp, "a", x.shape, bool)
+        xp.greater(x, x.dtype.type(0), out=mask)
+        xp.multiply(dy, mask, out=bottom[0].diff)

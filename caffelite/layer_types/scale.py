@@ -59,8 +59,17 @@ class ScaleLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         xp = get_array_module(x)
-        # In place, x is overwritten but the scale gradient needs it.
-        self.x_saved = x.copy() if top[0] is bottom[0] else None
+        # In place, x is overwritten but the scale gradient needs it (kept in a buffer
+        # reused across iterations).
+        if top[0] is bottom[0]:
+            saved = getattr(self, "x_saved", None)
+            if saved is None or saved.shape != x.shape or saved.dtype != x.dtype or \
+                    get_array_module(saved) is not xp:
+                saved = xp.empty_like(x)
+            saved[...] = x
+            self.x_saved = saved
+        else:
+            self.x_saved = None
         s = self._scale(bottom).data.reshape(1, -1, 1)
         xp.multiply(x.reshape(self.view), s, out=top[0].data.reshape(self.view))
         if self.bias_term:
