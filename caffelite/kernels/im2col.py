@@ -171,13 +171,15 @@ def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False,
             spatial):], cols.dtype)
     else:
         buf = target          # accumulate straight into the result
-    buf[...] = 0
     lead = (slice(None),) * first
     col_lead = (slice(None),) * (2 if layout == "image" else 1)
+    crop = lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))
+
+    buf[...] = 0
     # Within one tap the strided window touches distinct cells, so a plain += is exact;
     # overlaps between taps accumulate across iterations.
     for tap in taps(kernel):
         buf[lead + window(tap, out_sp, stride, dilation)] += cols[col_lead + tap]
     if buf is not target:
-        target[...] = buf[lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
+        target[...] = buf[crop]
     return out

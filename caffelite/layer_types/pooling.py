@@ -102,6 +102,13 @@ class PoolingLayer(Layer):
         return (v, v)
 
     def reshape(self, bottom, top):
+        # Runs before every forward: nothing to redo while the shapes stay as they were.
+        if getattr(self, "_shapes_seen", None) == [bottom[0].shape] + [t.shape for t in top]:
+            return
+        self._reshape(bottom, top)
+        self._shapes_seen = [bottom[0].shape] + [t.shape for t in top]
+
+    def _reshape(self, bottom, top):
         shape = tuple(bottom[0].shape)
         if len(shape) != 4:
             raise self.error(f"input must have 4 axes, corresponding to (num, channels, "
@@ -128,8 +135,6 @@ class PoolingLayer(Layer):
         hs = np.arange(oh) * sh - ph
         ws = np.arange(ow) * sw - pw
         self.h_starts, self.w_starts = hs, ws
-        # windows that share no cell: backward can assign per tap instead of adding
-        self.disjoint = kh <= sh and kw <= sw
         key = (self.batch_shape, h, w, self.out)
         if getattr(self, "_geometry_key", None) != key:
             self._geometry_key = key

@@ -363,3 +363,53 @@ def test_preloaded_blobs_are_checked():
                                   "conv_pad_stride_hw"])
 def test_caffe_fixture(fixtures_dir, case):
     replay_net_case(fixtures_dir / "layers" / case)
+
+
+@pytest.mark.parametrize("shape,kernel,pad,stride,dilation", IM2COL_CASES)
+def test_batch_last_columns_are_the_same_columns(shape, kernel, pad, stride, dilation):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape)
+    cols = im2col(x, kernel, pad, stride, dilation)
+    last = im2col(x, kernel, pad, stride, dilation, layout="batch_last")
+    nk = len(kernel)
+    perm = (1,) + tuple(range(2, 2 + nk)) + tuple(range(2 + nk, cols.ndim)) + (0,)
+    np.testing.assert_array_equal(last, cols.transpose(perm))
+    c = rng.standard_normal(cols.shape)
+    back = col2im(c, shape, kernel, pad, stride, dilation)
+    back_last = col2im(np.ascontiguousarray(c.transpose(perm)), shape, kernel, pad, stride,
+                       dilation, layout="batch_last")
+    np.testing.assert_allclose(back_last, back, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,kw", [
+    ((3, 4, 9, 9), dict(num_output=6, kernel_size=[3], pad=[1], stride=[2], group=2)),
+    ((4, 3, 6, 7), dict(num_output=5, kernel_size=[1])),
+    ((2, 2, 5, 5, 4), dict(num_output=3, kernel_size=[2], pad=[1], dilation=[2])),
+])
+def test_every_gemm_layout_gives_the_same_numbers(monkeypatch, shape, kw):
+    """Per-image GEMMs, one GEMM per chunk with batch_inside or batch_last columns, and
+    small chunks: all compute the same convolution and gradients."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    bottom = make_blobs([x])
+    layer, top = build_layer(conv_param(**kw), bottom)
+    dy = rng.standard_normal(top[0].shape)
+
+    def run():
+        layer.Forward(bottom, top)
+        top[0].diff[...] = dy
+        for bl in layer.blobs:
+            bl.diff[...] = 0
+        layer.Backward(top, [True], bottom)
+        return [top[0].data.copy(), bottom[0].diff.copy()] + [bl.diff.copy() for bl in
+                                                                layer.blobs]
+    results = []
+    for per_image, width, col_elems in ((1, 0, 1 << 23), (10 ** 9, 0, 1 << 23),
+                                        (10 ** 9, 10 ** 9, 1 << 23), (10 ** 9, 10 ** 9, 1)):
+        monkeypatch.setattr(conv_mod, "PER_IMAGE_MIN_POSITIONS", per_image)
+        monkeypatch.setattr(conv_mod, "BATCH_LAST_MAX_WIDTH", width)
+        monkeypatch.setattr(conv_mod, "COL_BUFFER_ELEMENTS", col_elems)
+        results.append(run())
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

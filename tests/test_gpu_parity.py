@@ -1,0 +1,167 @@
+"""GPU (CuPy) against CPU (NumPy): the same code path on both array modules.
+
+Every ``net`` case of the Caffe fixtures (single layers and small nets) is replayed twice:
+in CPU mode and, after ``caffe.set_mode_gpu()``, in GPU mode. The GPU replay is itself
+checked against Caffe's numbers (replay_net_case compares everything it stores); then every
+blob's data and diff and every parameter's data and diff are compared between the two
+replays. A short LeNet training (Caffe's trajectory fixture) runs on the GPU as well.
+
+Skipped unless CuPy imports and sees a CUDA device; CI never needs one.
+"""
+import numpy as np
+import pytest
+
+from caffelite import backend
+from fixture_paths import find_fixtures_dir
+
+pytestmark = pytest.mark.gpu
+
+cupy = pytest.importorskip("cupy")
+if not backend.gpu_available():
+    pytest.skip("no CUDA device visible to CuPy", allow_module_level=True)
+
+import caffelite as caffe  # noqa: E402
+from caffelite.testing.fixtures import _compare, chdir, key, load_case  # noqa: E402
+
+RTOL, ATOL = 1e-4, 1e-5     # float32 on two devices: different summation orders
+
+
+def _cases(kind, check):
+    root = find_fixtures_dir()
+    if root is None:
+        return []
+    out = []
+    for case_dir in sorted((root / kind).iterdir()):
+        if (case_dir / "case.json").is_file() and load_case(case_dir)[0].get("check") == check:
+            out.append(case_dir)
+    return out
+
+
+NET_CASES = _cases("layers", "net") + _cases("nets", "net")
+
+
+@pytest.fixture
+def gpu_mode():
+    backend.set_mode_gpu()
+    try:
+        yield
+    finally:
+        backend.set_mode_cpu()
+
+
+def _put(array, value):
+    """array[...] = a host value, moved to array's device first (CuPy refuses implicit
+    host-to-device copies in ``[...] =``)."""
+    xp = backend.get_array_module(array)
+    array[...] = backend.to_device(np.asarray(value, dtype=array.dtype).reshape(array.shape),
+                                   xp)
+
+
+def _replay(case_dir):
+    """replay_net_case with explicit host-to-device copies: build, load Caffe's weights, set
+    the inputs, forward, and (for backward cases) set the top diffs and run backward. Every
+    stored number of Caffe's is compared."""
+    case, data = load_case(case_dir)
+    rtol, atol = case.get("rtol", 1e-4), case.get("atol", 1e-5)
+    phase = caffe.TRAIN if case["phase"] == "TRAIN" else caffe.TEST
+    with chdir(case_dir):
+        kwargs = {}
+        if case.get("level") or case.get("stages"):
+            kwargs = {"level": case.get("level", 0), "stages": case.get("stages", [])}
+        if case.get("weights"):
+            kwargs["weights"] = case["weights"]
+        net = caffe.Net("net.prototxt", phase, **kwargs)
+    for b in case.get("inputs", []):
+        _put(net.blobs[b].data, data[f"input/{key(b)}"])
+    net.forward()
+    for b in case.get("outputs", []):
+        _compare(f"output/{b}", net.blobs[b].data, data[f"output/{key(b)}"], rtol, atol)
+    if case.get("backward"):
+        net.clear_param_diffs()
+        for layer in net.layers:
+            for blob in layer.blobs:
+                blob.diff[...] = 0
+        for b in case.get("top_diff", []):
+            _put(net.blobs[b].diff, data[f"top_diff/{key(b)}"])
+        net.backward()
+        for k in data:
+            if k.startswith("bottom_diff/"):
+                name = k[len("bottom_diff/"):]
+                blob = next(bl for n, bl in net.blobs.items() if key(n) == name)
+                _compare(k, blob.diff, data[k], rtol, atol)
+            elif k.startswith("param_diff/"):
+                _, lname, i = k.split("/")
+                layer = next(l for n, l in net.layer_dict.items() if key(n) == lname)
+                _compare(k, layer.blobs[int(i)].diff, data[k], rtol, atol)
+    return case, net
+
+
+def _close(what, gpu_array, cpu_array, rtol, atol):
+    assert isinstance(gpu_array, cupy.ndarray), f"{what} is not on the GPU"
+    got = backend.asnumpy(gpu_array).astype(np.float64)
+    want = np.asarray(backend.asnumpy(cpu_array), dtype=np.float64)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=what)
+
+
+@pytest.mark.parametrize("case_dir", NET_CASES, ids=[f"{c.parent.name}/{c.name}"
+                                                     for c in NET_CASES])
+def test_gpu_matches_cpu_and_caffe(case_dir, gpu_mode):
+    backend.set_mode_cpu()
+    case, cpu = _replay(case_dir)
+    backend.set_mode_gpu()
+    _, gpu = _replay(case_dir)                # also compares with Caffe's stored numbers
+    rtol = max(case.get("rtol", RTOL), RTOL)
+    atol = max(case.get("atol", ATOL), ATOL)
+    for name, blob in cpu.blobs.items():
+        _close(f"{name} data", gpu.blobs[name].data, blob.data, rtol, atol)
+        if case.get("backward"):
+            _close(f"{name} diff", gpu.blobs[name].diff, blob.diff, rtol, atol)
+    for name, blobs in cpu.params.items():
+        for i, blob in enumerate(blobs):
+            _close(f"{name} param {i} data", gpu.params[name][i].data, blob.data, rtol, atol)
+            if case.get("backward"):
+                _close(f"{name} param {i} diff", gpu.params[name][i].diff, blob.diff, rtol,
+                       atol)
+
+
+SOLVER_CASES = [c for c in _cases("solvers", "solver") if c.name == "sgd_lenet_classic"]
+
+
+@pytest.mark.parametrize("case_dir", SOLVER_CASES, ids=[c.name for c in SOLVER_CASES])
+def test_lenet_training_on_gpu_follows_caffe(case_dir, gpu_mode):
+    """Caffe's LeNet (max pooling, ReLU) trajectory on real MNIST batches, 20 SGD steps on
+    the GPU: per-iteration losses and final weights as Caffe's."""
+    case, data = load_case(case_dir)
+    rtol, atol = case.get("rtol", 1e-3), case.get("atol", 1e-4)
+    with chdir(case_dir):
+        solver = caffe.get_solver(case["solver"])
+        solver.net.copy_from(case["init"])
+    net = solver.net
+    assert isinstance(net.blobs["data"].data, cupy.ndarray)
+    losses = []
+    for i in range(case["iterations"]):
+        _put(net.blobs["data"].data, data["batch/data"][i])
+        _put(net.blobs["label"].data, data["batch/label"][i])
+        solver.step(1)
+        losses.append(float(backend.asnumpy(net.blobs["loss"].data)))
+    _compare("loss per iteration", np.array(losses), data["loss"], rtol, atol)
+    for name, layer in net.layer_dict.items():
+        for i, blob in enumerate(layer.blobs):
+            k = f"final/{key(name)}/{i}"
+            if k in data:
+                _compare(f"{case['name']}: {k}", blob.data, data[k], rtol, atol)
+
+
+def test_scratch_buffers_live_on_the_device(gpu_mode):
+    from caffelite.kernels.workspace import scratch
+    a = scratch(cupy, "a", (3, 4), np.float32)
+    assert isinstance(a, cupy.ndarray) and a.shape == (3, 4) and a.dtype == np.float32
+
+
+@pytest.mark.xfail(reason="pycaffe's `blob.data[...] = numpy_array` idiom: CuPy refuses "
+                          "implicit host-to-device copies in __setitem__; needs Blob support "
+                          "(see benchmarks/README.md, GPU notes)", strict=False)
+def test_pycaffe_assignment_idiom_on_gpu(gpu_mode):
+    blob = caffe.Blob((2, 3))
+    blob.data[...] = np.ones((2, 3), dtype=np.float32)
+    assert float(backend.asnumpy(blob.data).sum()) == 6.0
