@@ -89,3 +89,21 @@ def scatter_add(xp, target, indices, values):
     else:
         import cupyx
         cupyx.scatter_add(target, indices, values)
+
+
+_AXPY_BLOCK = 1 << 20
+
+
+def axpy(a, x, y):
+    """y += a * x, a block at a time, so a parameter-sized temporary is never allocated."""
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    xp = get_array_module(y)
+    if yf.size <= _AXPY_BLOCK:
+        yf += a * xf
+        return
+    tmp = xp.empty(_AXPY_BLOCK, dtype=y.dtype)
+    for start in range(0, yf.size, _AXPY_BLOCK):
+        stop = min(start + _AXPY_BLOCK, yf.size)
+        t = tmp[:stop - start]
+        xp.multiply(xf[start:stop], a, out=t)
+        yf[start:stop] += t

@@ -43,6 +43,7 @@ class Blob:
             self._data_buf = self.xp.zeros(count, dtype=self.dtype)
             self._diff_buf = self.xp.zeros(count, dtype=self.dtype)
         self._shape = shape
+        self._count = count
         self._refresh_views()
 
     def reshape_like(self, other):
@@ -59,7 +60,7 @@ class Blob:
 
     @property
     def count(self):
-        return int(np.prod(self._shape, dtype=np.int64))
+        return self._count
 
     def count_range(self, start, end=None):
         return int(np.prod(self._shape[start:end], dtype=np.int64))
@@ -86,7 +87,7 @@ class Blob:
 
     @data.setter
     def data(self, value):
-        self._data[...] = value
+        self._data[...] = backend.to_device(value, self.xp)
 
     @property
     def diff(self):
@@ -94,7 +95,7 @@ class Blob:
 
     @diff.setter
     def diff(self, value):
-        self._diff[...] = value
+        self._diff[...] = backend.to_device(value, self.xp)
 
     def share_data(self, other):
         """Use other's data memory (sizes must agree), as Caffe's ShareData."""

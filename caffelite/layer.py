@@ -86,7 +86,7 @@ class Layer:
         for bp in self.layer_param.blobs:
             arr = blobproto_to_array(bp)
             blob = Blob(arr.shape)
-            blob.data[...] = arr
+            blob.data = arr
             self.blobs.append(blob)
 
     # -- helpers for subclasses -----------------------------------------------------------

@@ -26,7 +26,7 @@ class NetApiMixin:
                 if np.shape(arr)[0] != blob.shape[0]:
                     raise CaffeliteError(f"input '{name}' has batch size {np.shape(arr)[0]}, "
                                          f"the net expects {blob.shape[0]}")
-                blob.data[...] = backend.to_device(arr, blob.xp) if blob.xp is not np else arr
+                blob.data = arr
         self._forward(start_ind, end_ind)
         return {name: self.blobs[name].data for name in outputs}
 
@@ -49,7 +49,7 @@ class NetApiMixin:
                 if np.shape(arr)[0] != blob.shape[0]:
                     raise CaffeliteError(f"diff '{name}' has batch size {np.shape(arr)[0]}, "
                                          f"the net expects {blob.shape[0]}")
-                blob.diff[...] = arr
+                blob.diff = arr
         self._backward(start_ind, end_ind)
         return {name: self.blobs[name].diff for name in outputs}
 

@@ -6,7 +6,9 @@ class SGDSolver(Solver):
     type = "SGD"
 
     def compute_update_value(self, i, blob, rate):
-        v = self.history[i]
+        # In place, same arithmetic as Caffe's axpby: V = lr*g + momentum*V; diff = V.
+        v, g = self.history[i], blob.diff
+        g *= self.local_rate(i, rate)
         v *= self.param.momentum
-        v += self.local_rate(i, rate) * blob.diff
-        blob.diff[...] = v
+        v += g
+        g[...] = v

@@ -294,11 +294,10 @@ class Solver:
         decay = self.param.weight_decay * self.net.params_weight_decay[i]
         if not decay:
             return
-        xp = blob.xp
         if self.param.regularization_type == "L2":
-            blob.diff[...] += decay * blob.data
+            backend.axpy(decay, blob.data, blob.diff)
         else:
-            blob.diff[...] += decay * xp.sign(blob.data)
+            blob.diff[...] += decay * blob.xp.sign(blob.data)
 
     def local_rate(self, i, rate):
         return rate * self.net.params_lr[i]
