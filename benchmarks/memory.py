@@ -2,7 +2,7 @@
 
 Prints one JSON line: the RSS after the imports (the interpreter's baseline), the peak RSS
 while training (the kernel's high-water mark, reset after the net is built so the one-off
-float64 filler temporaries of construction are reported apart), the overall peak, and the
+temporaries of construction are reported apart), the overall peak, and the
 bytes of the net's blobs (data + diff), parameters (data + diff) and solver history.
 """
 import argparse
