@@ -24,12 +24,12 @@ pad_h, pad_w, global_pooling, round_mode}. engine is ignored.
 """
 import numpy as np
 
-from .. import backend
 from ..backend import get_array_module, scatter_add, to_device
 from ..kernels.im2col import taps, window
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
+from .pooling_stochastic import StochasticPoolingMixin
 
 P = caffe_pb2.PoolingParameter
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -46,7 +46,7 @@ def _pooled_size(size, k, p, s, ceil_mode):
 
 
 @register_layer("Pooling", v1="POOLING")
-class PoolingLayer(Layer):
+class PoolingLayer(StochasticPoolingMixin, Layer):
     exact_num_bottom = 1
     min_top = 1
     max_top = 2
@@ -265,41 +265,6 @@ class PoolingLayer(Layer):
         """Per tap, the flat in-plane index h*W + w it reads for every window."""
         return np.stack([np.add.outer((self.h_starts + i) * w, self.w_starts + j)
                          for i, j in taps(self.k)]).astype(np.int32)
-
-    def _forward_stochastic(self, x, xp, top):
-        h, w = x.shape[2:]
-        views = [v for _, v in self._tap_views(self._padded_input(x, 0))]
-        total = xp.zeros(x.shape[:2] + self.out, dtype=x.dtype)
-        for v in views:
-            total += v
-        if self.phase != caffe_pb2.TRAIN:
-            sq = xp.zeros_like(total)
-            for v in views:
-                sq += v * v
-            # Caffe starts the sum at FLT_MIN, so an all-zero window gives 0, not 0/0.
-            top[0].data[...] = sq / (total + x.dtype.type(np.finfo(np.float32).tiny))
-            return
-        # (0, 1] like curand's uniform: a zero-valued cell can never reach a positive
-        # threshold before a positive one has.
-        u = 1.0 - backend.rng().random(total.shape)
-        thres = to_device(u.astype(x.dtype), xp) * total
-        # Taps that lie past the bottom/right edge (ceil-mode windows) are not cells; windows
-        # that start past the image have none and keep index -1, value 0.
-        valid = to_device(np.stack([np.outer(self.h_starts + i < h, self.w_starts + j < w)
-                                    for i, j in taps(self.k)]), xp)
-        cells = to_device(self._cell_indices(w), xp)
-        cum = xp.zeros_like(total)
-        found = xp.zeros(total.shape, dtype=bool)
-        idx = xp.full(total.shape, -1, dtype=np.int32)
-        val = xp.zeros_like(total)
-        for t, v in enumerate(views):
-            cum += v
-            hit = (cum >= thres) & valid[t] & ~found
-            idx = xp.where(hit, cells[t], idx)
-            val = xp.where(hit, v, val)
-            found |= hit
-        self.argmax = idx
-        top[0].data[...] = val
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
