@@ -85,16 +85,20 @@ def parse_conv_geometry(layer, bottom_blob):
     return ConvGeometry(axis, n, kernel, pad, stride, dilation)
 
 
-@register_layer("Convolution", v1="CONVOLUTION")
-class ConvolutionLayer(Layer):
+class BaseConvolutionLayer(Layer):
+    """Setup shared by Convolution and Deconvolution (Caffe's BaseConvolutionLayer):
+    geometry, group checks, and the weight and bias blobs (``weight_shape`` differs)."""
     min_bottom = 1
     min_top = 1
     equal_num_bottom_top = True
 
+    def weight_shape(self):
+        raise NotImplementedError
+
     def setup(self, bottom, top):
         p = self.layer_param.convolution_param
-        self.geom = g = parse_conv_geometry(self, bottom[0])
-        self.channels = bottom[0].shape[g.channel_axis]
+        self.geom = parse_conv_geometry(self, bottom[0])
+        self.channels = bottom[0].shape[self.geom.channel_axis]
         self.num_output = int(p.num_output)
         self.group = int(p.group)
         self.bias_term = p.bias_term
@@ -106,7 +110,7 @@ class ConvolutionLayer(Layer):
             raise self.error(f"convolution_param.group {self.group} must divide both the input "
                              f"channels {self.channels} (bottom shape {bottom[0].shape}) and "
                              f"num_output {self.num_output}")
-        w_shape = (self.num_output, self.channels // self.group) + g.kernel
+        w_shape = self.weight_shape()
         if self.blobs:
             expected = [w_shape] + ([(self.num_output,)] if self.bias_term else [])
             if len(self.blobs) != len(expected):
@@ -122,6 +126,12 @@ class ConvolutionLayer(Layer):
         if self.bias_term:
             self.blobs.append(self.make_blob((self.num_output,), bottom[0]))
             fill(self.blobs[1], p.bias_filler)
+
+
+@register_layer("Convolution", v1="CONVOLUTION")
+class ConvolutionLayer(BaseConvolutionLayer):
+    def weight_shape(self):
+        return (self.num_output, self.channels // self.group) + self.geom.kernel
 
     def reshape(self, bottom, top):
         # Runs before every forward: nothing to redo while the shapes stay as they were.

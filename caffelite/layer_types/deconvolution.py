@@ -15,10 +15,9 @@ Params: convolution_param {num_output, bias_term, pad, kernel_size, stride, dila
 pad_w, kernel_h, kernel_w, stride_h, stride_w, group, weight_filler (default constant 0),
 bias_filler, axis}; engine and force_nd_im2col do not change the numbers and are ignored.
 """
-from ..fillers import fill
 from ..kernels.im2col import col2im, im2col, kernel_extent
-from ..layer import Layer, register_layer
-from .convolution import COL_BUFFER_ELEMENTS, parse_conv_geometry
+from ..layer import register_layer
+from .convolution import COL_BUFFER_ELEMENTS, BaseConvolutionLayer
 
 
 def deconv_output_shape(spatial, geom):
@@ -28,44 +27,11 @@ def deconv_output_shape(spatial, geom):
 
 
 @register_layer("Deconvolution", v1="DECONVOLUTION")
-class DeconvolutionLayer(Layer):
-    min_bottom = 1
-    min_top = 1
-    equal_num_bottom_top = True
-
-    def setup(self, bottom, top):
-        p = self.layer_param.convolution_param
-        self.geom = g = parse_conv_geometry(self, bottom[0])
-        self.channels = bottom[0].shape[g.channel_axis]
-        self.num_output = int(p.num_output)
-        self.group = int(p.group)
-        self.bias_term = p.bias_term
-        if self.num_output <= 0:
-            raise self.error("convolution_param.num_output must be set and positive")
-        if self.group <= 0:
-            raise self.error("convolution_param.group must be positive")
-        if self.channels % self.group or self.num_output % self.group:
-            raise self.error(f"convolution_param.group {self.group} must divide both the input "
-                             f"channels {self.channels} (bottom shape {bottom[0].shape}) and "
-                             f"num_output {self.num_output}")
+class DeconvolutionLayer(BaseConvolutionLayer):
+    def weight_shape(self):
         # Caffe's "reversed dimensions": the weights are stored as for the convolution that
         # maps the top back to the bottom.
-        w_shape = (self.channels, self.num_output // self.group) + g.kernel
-        if self.blobs:
-            expected = [w_shape] + ([(self.num_output,)] if self.bias_term else [])
-            if len(self.blobs) != len(expected):
-                raise self.error(f"has {len(self.blobs)} preloaded blobs, expected "
-                                 f"{len(expected)} (bias_term: {self.bias_term})")
-            for what, b, shape in zip(("weight", "bias"), self.blobs, expected):
-                if tuple(b.shape) != shape:
-                    raise self.error(f"incorrect {what} shape: expected {shape}, "
-                                     f"preloaded blob has {tuple(b.shape)}")
-            return
-        self.blobs.append(self.make_blob(w_shape, bottom[0]))
-        fill(self.blobs[0], p.weight_filler)
-        if self.bias_term:
-            self.blobs.append(self.make_blob((self.num_output,), bottom[0]))
-            fill(self.blobs[1], p.bias_filler)
+        return (self.channels, self.num_output // self.group) + self.geom.kernel
 
     def reshape(self, bottom, top):
         g = self.geom
