@@ -128,6 +128,25 @@ class BaseConvolutionLayer(Layer):
             fill(self.blobs[1], p.bias_filler)
 
 
+    def check_bottoms(self, bottom):
+        """Every bottom keeps the set-up axes and channels and has bottom[0]'s shape."""
+        g = self.geom
+        shape = tuple(bottom[0].shape)
+        axis = g.channel_axis
+        if len(shape) != axis + 1 + g.num_spatial:
+            raise self.error(f"bottom num_axes may not change: bottom shape {shape}, set up "
+                             f"with {axis + 1 + g.num_spatial} axes")
+        if shape[axis] != self.channels:
+            raise self.error(f"input size incompatible with {self.type.lower()} kernel: bottom "
+                             f"shape {shape} has {shape[axis]} channels on axis {axis}, the "
+                             f"weights expect {self.channels}")
+        for i, b in enumerate(bottom[1:], 1):
+            if tuple(b.shape) != shape:
+                raise self.error(f"all bottoms must have the same shape: bottom[0] {shape} "
+                                 f"vs bottom[{i}] {tuple(b.shape)}")
+        return shape
+
+
 @register_layer("Convolution", v1="CONVOLUTION")
 class ConvolutionLayer(BaseConvolutionLayer):
     def weight_shape(self):
@@ -143,19 +162,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
 
     def _reshape(self, bottom, top):
         g = self.geom
-        shape = tuple(bottom[0].shape)
+        shape = self.check_bottoms(bottom)
         axis = g.channel_axis
-        if len(shape) != axis + 1 + g.num_spatial:
-            raise self.error(f"bottom num_axes may not change: bottom shape {shape}, set up "
-                             f"with {axis + 1 + g.num_spatial} axes")
-        if shape[axis] != self.channels:
-            raise self.error(f"input size incompatible with convolution kernel: bottom shape "
-                             f"{shape} has {shape[axis]} channels on axis {axis}, the weights "
-                             f"expect {self.channels}")
-        for i, b in enumerate(bottom[1:], 1):
-            if tuple(b.shape) != shape:
-                raise self.error(f"all bottoms must have the same shape: bottom[0] {shape} "
-                                 f"vs bottom[{i}] {tuple(b.shape)}")
         self.spatial = shape[axis + 1:]
         self.out_spatial = g.output_shape(self.spatial)
         if any(o <= 0 for o in self.out_spatial):

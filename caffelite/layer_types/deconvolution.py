@@ -35,19 +35,8 @@ class DeconvolutionLayer(BaseConvolutionLayer):
 
     def reshape(self, bottom, top):
         g = self.geom
-        shape = tuple(bottom[0].shape)
+        shape = self.check_bottoms(bottom)
         axis = g.channel_axis
-        if len(shape) != axis + 1 + g.num_spatial:
-            raise self.error(f"bottom num_axes may not change: bottom shape {shape}, set up "
-                             f"with {axis + 1 + g.num_spatial} axes")
-        if shape[axis] != self.channels:
-            raise self.error(f"input size incompatible with deconvolution kernel: bottom shape "
-                             f"{shape} has {shape[axis]} channels on axis {axis}, the weights "
-                             f"expect {self.channels}")
-        for i, b in enumerate(bottom[1:], 1):
-            if tuple(b.shape) != shape:
-                raise self.error(f"all bottoms must have the same shape: bottom[0] {shape} "
-                                 f"vs bottom[{i}] {tuple(b.shape)}")
         self.spatial = shape[axis + 1:]
         self.out_spatial = deconv_output_shape(self.spatial, g)
         if any(s <= 0 for s in self.spatial) or any(o <= 0 for o in self.out_spatial):
