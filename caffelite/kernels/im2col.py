@@ -23,10 +23,22 @@ scratch arrays of ``kernels.workspace``. The output size is floor((in + 2p - (d(
 """
 import itertools
 
+import numpy as np
+
 from ..backend import get_array_module
+from . import parallel
 from .workspace import scratch
 
 LAYOUTS = ("image", "batch_inside", "batch_last")
+# col2im accumulates blocks of about this many bytes, so they stay in a core's cache.
+ACCUM_BLOCK_BYTES = 1 << 19
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def kernel_extent(k, d):
@@ -88,7 +100,7 @@ def _padded(src, pad, first, slot="pad", copy=False):
             buf[tuple(idx)] = 0
             idx[first + ax] = slice(p + i, None)
             buf[tuple(idx)] = 0
-    buf[lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))] = src
+    parallel.copy(buf[lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))], src)
     return buf
 
 
@@ -140,7 +152,7 @@ def im2col(x, kernel, pad, stride, dilation, batch_inside=False, out=None, layou
         out = xp.empty(shape, dtype=x.dtype)
     else:
         out = out.reshape(shape)
-    out[...] = view
+    parallel.copy(out, view)
     return out
 
 
@@ -151,7 +163,10 @@ def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False,
     (returned); otherwise a new array is returned.
 
     The taps are added one after another in row-major order (Caffe's col2im order) into a
-    zeroed, padded scratch image, which is then cropped into the result."""
+    zeroed, padded scratch image, which is then cropped into the result. On the host this
+    runs a block of the layout's leading axis at a time (channels; images for "image"), so
+    the accumulator stays in cache through all the taps, and blocks go to parallel threads;
+    every cell still sums its taps in the same order."""
     xp = get_array_module(cols)
     layout = _layout_of(batch_inside, layout)
     kernel, pad, stride, dilation = map(tuple, (kernel, pad, stride, dilation))
@@ -165,21 +180,35 @@ def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False,
         out = out.reshape(tuple(image_shape))
     target = _moved(out, layout)
     first = _first_spatial(layout)
-    if any(pad) or layout == "batch_last":
-        padded = tuple(i + 2 * p for i, p in zip(spatial, pad))
-        buf = scratch(xp, "accum", target.shape[:first] + padded + target.shape[first + len(
-            spatial):], cols.dtype)
-    else:
-        buf = target          # accumulate straight into the result
+    nd = len(spatial)
+    # a strided target (batch_last) or a padded one is accumulated in scratch, then copied
+    direct = not any(pad) and layout != "batch_last"
+    item = (target.shape[1:first] + tuple(i + 2 * p for i, p in zip(spatial, pad))
+            + target.shape[first + nd:])
     lead = (slice(None),) * first
     col_lead = (slice(None),) * (2 if layout == "image" else 1)
     crop = lead + tuple(slice(p, p + i) for p, i in zip(pad, spatial))
+    wins = [(lead + window(tap, out_sp, stride, dilation), col_lead + tap)
+            for tap in taps(kernel)]
+    items = target.shape[0]
+    block = items
+    if xp is np:
+        block = max(1, ACCUM_BLOCK_BYTES // max(1, _count(item) * cols.dtype.itemsize))
 
-    buf[...] = 0
-    # Within one tap the strided window touches distinct cells, so a plain += is exact;
-    # overlaps between taps accumulate across iterations.
-    for tap in taps(kernel):
-        buf[lead + window(tap, out_sp, stride, dilation)] += cols[col_lead + tap]
-    if buf is not target:
-        target[...] = buf[crop]
+    def accumulate(b):
+        buf = target[b] if direct else scratch(xp, "accum", (b.stop - b.start,) + item,
+                                               cols.dtype)
+        src = cols[b]
+        buf[...] = 0
+        # Within one tap the strided window touches distinct cells, so a plain += is
+        # exact; overlaps between taps accumulate across iterations.
+        for win, tap in wins:
+            buf[win] += src[tap]
+        if not direct:
+            target[b] = buf[crop]
+
+    def run(s):
+        for start in range(s.start, s.stop, block):
+            accumulate(slice(start, min(start + block, s.stop)))
+    parallel.for_slices(items, run, cols.size, xp)
     return out

@@ -13,6 +13,7 @@ bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are
 """
 from ..backend import get_array_module
 from ..fillers import fill
+from ..kernels import parallel
 from ..kernels.im2col import col2im, conv_output_shape, im2col, kernel_extent
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
@@ -235,6 +236,11 @@ class ConvolutionLayer(BaseConvolutionLayer):
         """(G, og, n, L) or (G, og, L, n) -> (n, G, og, L): a view."""
         return a.transpose(2, 0, 1, 3) if layout == "batch_inside" else a.transpose(3, 0, 1, 2)
 
+    def _per_image(self):
+        """One GEMM per image (large outputs, or a single image); small outputs do one GEMM
+        for a chunk of images (small per-image GEMMs run far below the BLAS peak)."""
+        return self._sizes()[3] >= PER_IMAGE_MIN_POSITIONS or self.num == 1
+
     def _image(self, blob_array):
         return blob_array.reshape((self.num, self.channels) + self.spatial)
 
@@ -243,9 +249,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
         G, og, ck, L = self._sizes()
         w = self._weights()
         # Large outputs: one GEMM per image written straight into the top (no transposes).
-        # Small ones: one GEMM for the whole chunk of images, then one transposing copy
-        # (small per-image GEMMs run far below the BLAS peak).
-        per_image = L >= PER_IMAGE_MIN_POSITIONS or self.num == 1
+        # Small ones: one GEMM for the whole chunk of images, then one transposing copy.
+        per_image = self._per_image()
         for b, t in zip(bottom, top):
             x = self._image(b.data)
             xp = get_array_module(x)
@@ -256,7 +261,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 if per_image:
                     xp.matmul(w, self._cols(x[c], per_image=True), out=y[c])
                     if bias is not None:
-                        y[c] += bias
+                        parallel.ufunc(xp.add, y[c], bias, out=y[c])
                     continue
                 layout = self._layout(n)
                 yc = scratch(xp, "a", (G, og, n * L), x.dtype)
@@ -264,9 +269,9 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 order = (G, og, n, L) if layout == "batch_inside" else (G, og, L, n)
                 yc = self._from_columns_order(yc.reshape(order), layout)
                 if bias is not None:
-                    xp.add(yc, bias, out=y[c])
+                    parallel.ufunc(xp.add, yc, bias, out=y[c])
                 else:
-                    y[c] = yc
+                    parallel.copy(y[c], yc)
 
     def backward(self, top, propagate_down, bottom):
         G, og, ck, L = self._sizes()
@@ -283,13 +288,18 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 continue
             x = self._image(b.data)
             dw = self.blobs[0].diff.reshape(G, og, ck)
+            dx = self._image(b.diff)
             for c in self._chunks():
                 n = c.stop - c.start
+                if self._per_image():
+                    self._backward_images(x[c], dy[c], dw if need_w else None,
+                                          dx[c] if propagate_down[i] else None)
+                    continue
                 layout = self._layout(n)
                 order = (G, og, n, L) if layout == "batch_inside" else (G, og, L, n)
                 # the top diff as (G, og, n*L) in the columns' order: the GEMMs' shared operand
                 dyc = scratch(xp, "a", order, dy.dtype)
-                dyc[...] = self._to_columns_order(dy[c], layout)
+                parallel.copy(dyc, self._to_columns_order(dy[c], layout))
                 dyc = dyc.reshape(G, og, n * L)
                 if need_w:
                     part = scratch(xp, "b", (G, og, ck), dy.dtype)
@@ -299,4 +309,27 @@ class ConvolutionLayer(BaseConvolutionLayer):
                     dcols = scratch(xp, "cols", (G, ck, n * L), dy.dtype)
                     xp.matmul(w.transpose(0, 2, 1), dyc, out=dcols)
                     col2im(dcols, (n, self.channels) + self.spatial, g.kernel, g.pad,
-                           g.stride, g.dilation, out=self._image(b.diff)[c], layout=layout)
+                           g.stride, g.dilation, out=dx[c], layout=layout)
+
+    def _backward_images(self, x, dy, dw, dx):
+        """Backward for images with large outputs, one GEMM per image as in Caffe: no
+        transposes, and a weight-gradient GEMM of K = L rather than a long, skinny one of
+        K = n*L. Image products are added to ``dw`` in image order (Caffe's order)."""
+        G, og, ck, L = self._sizes()
+        g = self.geom
+        xp = get_array_module(dy)
+        n = x.shape[0]
+        if dw is not None:
+            part = scratch(xp, "b", (n, G, og, ck), dy.dtype)
+            xp.matmul(dy, self._cols(x, per_image=True).transpose(0, 1, 3, 2), out=part)
+            for j in range(n):
+                dw += part[j]
+        if dx is not None:
+            w = self._weights()
+            if g.is_1x1:
+                xp.matmul(w.transpose(0, 2, 1), dy, out=dx.reshape(n, G, ck, L))
+                return
+            dcols = scratch(xp, "cols", (n, G, ck, L), dy.dtype)
+            xp.matmul(w.transpose(0, 2, 1), dy, out=dcols)
+            col2im(dcols, (n, self.channels) + self.spatial, g.kernel, g.pad, g.stride,
+                   g.dilation, out=dx)

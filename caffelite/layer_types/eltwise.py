@@ -1,5 +1,6 @@
 """Eltwise: element-wise PROD, SUM (with per-bottom coefficients) or MAX of k >= 2 bottoms."""
 from ..backend import get_array_module
+from ..kernels import parallel
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
 
@@ -58,7 +59,8 @@ class EltwiseLayer(Layer):
             # element by element, so the sum builds in y: c0 x0 (+ c_i x_i ...).
             c0, c1 = self.coeffs[0], self.coeffs[1]
             if c0 == 1 and c1 == 1:
-                xp.add(bottom[0].data, bottom[1].data, out=y)
+                parallel.ufunc(xp.add, bottom[0].data.reshape(-1), bottom[1].data.reshape(-1),
+                               out=y.reshape(-1))
             else:
                 if c0 == 1:
                     y[...] = bottom[0].data

@@ -1,5 +1,6 @@
 """LRN: local response normalisation across channels or within each channel."""
 from ..backend import get_array_module
+from ..kernels import parallel
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
@@ -86,36 +87,49 @@ class LRNLayer(Layer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
+        scale = self._buffer("scale", x)
+        power = self._buffer("power", x)
+        # Backward needs x; keep it when the top overwrites it.
+        if top[0] is bottom[0]:
+            saved = self._buffer("x_saved", x)
+        else:
+            saved = self.x_saved = None
+        y = top[0].data
+        # images are independent (the windows run over channels or within a plane)
+        parallel.for_slices(x.shape[0], lambda s: self._forward_images(
+            x[s], scale[s], power[s], None if saved is None else saved[s], y[s]),
+            x.size * (self.size + 4), get_array_module(x))
+
+    def _forward_images(self, x, scale, power, saved, y):
         xp = get_array_module(x)
         sq_in = scratch(xp, "a", x.shape, x.dtype)
         xp.multiply(x, x, out=sq_in)
-        scale = self._buffer("scale", x)
         scale[...] = self._window(sq_in, "b")
         scale *= self._norm()
         scale += self.k if self.across else 1.0
-        power = self._buffer("power", x)
         xp.power(scale, x.dtype.type(-self.beta), out=power)
-        # Backward needs x; keep it when the top overwrites it.
-        if top[0] is bottom[0]:
-            self._buffer("x_saved", x)[...] = x
-        else:
-            self.x_saved = None
-        xp.multiply(x, power, out=top[0].data)
+        if saved is not None:
+            saved[...] = x
+        xp.multiply(x, power, out=y)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         x = self.x_saved if self.x_saved is not None else bottom[0].data
+        dy, dx = top[0].diff, bottom[0].diff          # dx may be dy (in place)
+        parallel.for_slices(x.shape[0], lambda s: self._backward_images(
+            x[s], dy[s], self.power[s], self.scale[s], dx[s]),
+            x.size * (self.size + 6), get_array_module(x))
+
+    def _backward_images(self, x, dy, power, scale, dx):
         xp = get_array_module(x)
-        dy = top[0].diff
         # dy * y / scale, with y = x * scale^-beta recomputed from x.
         t = scratch(xp, "a", x.shape, x.dtype)
         xp.multiply(dy, x, out=t)
-        t *= self.power
-        t /= self.scale
+        t *= power
+        t /= scale
         ratio = self._window(t, "b")
         ratio *= 2.0 * self.beta * self._norm()
         ratio *= x
-        dx = bottom[0].diff                   # may be dy (in place)
-        xp.multiply(dy, self.power, out=dx)
+        xp.multiply(dy, power, out=dx)
         dx -= ratio

@@ -25,6 +25,7 @@ pad_h, pad_w, global_pooling, round_mode}. engine is ignored.
 import numpy as np
 
 from ..backend import get_array_module, scatter_add, to_device
+from ..kernels import parallel
 from ..kernels.im2col import taps, window
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
@@ -167,7 +168,7 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         buf[:, :, ph + h:] = fill_value
         buf[:, :, ph:ph + h, :pw] = fill_value
         buf[:, :, ph:ph + h, pw + w:] = fill_value
-        buf[:, :, ph:ph + h, pw:pw + w] = x
+        parallel.copy(buf[:, :, ph:ph + h, pw:pw + w], x)
         return buf
 
     def _tap_views(self, arr):
@@ -183,15 +184,20 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         elif self.pool == P.STOCHASTIC:
             self._forward_stochastic(x, xp, top)
         else:
-            y = top[0].data
-            views = [v for _, v in self._tap_views(self._padded_input(x, 0))]
-            if len(views) == 1:
-                y[...] = views[0]
-            else:
-                xp.add(views[0], views[1], out=y)
-                for v in views[2:]:
-                    y += v
-            y /= self._const("divisor", lambda: self.divisor, xp, x.dtype)
+            src = self._padded_input(x, 0)
+            divisor = self._const("divisor", lambda: self.divisor, xp, x.dtype)
+
+            def run(s):
+                y = top[0].data[s]
+                views = [v for _, v in self._tap_views(src[s])]
+                if len(views) == 1:
+                    y[...] = views[0]
+                else:
+                    xp.add(views[0], views[1], out=y)
+                    for v in views[2:]:
+                        y += v
+                y /= divisor
+            parallel.for_slices(x.shape[0], run, top[0].data.size * len(self.k), xp)
 
     def _tap_stack(self, src, c):
         """The window cells of images ``c`` of the padded ``src`` as one contiguous
@@ -208,9 +214,11 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         stack[...] = view
         return stack.reshape((kh * kw,) + shape[2:])
 
-    def _image_chunks(self, n, per_image):
+    def _image_chunks(self, images, per_image):
+        """Chunks of the slice ``images`` whose tap stacks hold <= STACK_ELEMENTS each."""
         step = max(1, STACK_ELEMENTS // max(1, per_image))
-        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+        return [slice(i, min(i + step, images.stop)) for i in range(images.start, images.stop,
+                                                                   step)]
 
     def _forward_max(self, x, xp, top):
         n, c = x.shape[:2]
@@ -219,43 +227,52 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         if self.argmax is None or self.argmax.shape != shape or \
                 get_array_module(self.argmax) is not xp:
             self.argmax = xp.empty(shape, dtype=np.int32)
-        # the winning tap per window: int8 arithmetic is cheap
-        tdt = np.int8 if kk <= 127 else np.int32
         src = self._padded_input(x, -np.inf)
         per_image = kk * c * self.out[0] * self.out[1]
-        low = x.dtype.type(-FLT_MAX)
-        # Caffe scans the window cells in row-major order from -FLT_MAX, keeping the first
-        # strictly greater value: pad cells (-inf) and NaN never win, ties keep the first.
-        for ch in self._image_chunks(n, per_image):
-            stack = self._tap_stack(src, ch)
-            m = ch.stop - ch.start
-            best = top[0].data[ch]
-            tap = scratch(xp, "a", (m, c) + self.out, tdt)
-            gt = scratch(xp, "b", (m, c) + self.out, bool)
-            step = scratch(xp, "c", (m, c) + self.out, tdt)
-            xp.fmax(stack[0], low, out=best)
-            tap.fill(0)
-            for t in range(1, kk):
-                xp.greater(stack[t], best, out=gt)
-                xp.fmax(best, stack[t], out=best)
-                # tap = where(gt, t, tap) by arithmetic: random masks make masked copies
-                # branchy and several times slower
-                xp.subtract(tdt(t), tap, out=step)
-                xp.multiply(step, gt, out=step)
-                tap += step
-            # flat in-plane index h*W + w of the winning cell; -1 where nothing beat -FLT_MAX
-            idx = self.argmax[ch]
-            xp.take(self._const("offsets", lambda: self._tap_offsets(x.shape[3]), xp,
-                                np.int32), tap, out=idx)
-            idx += self._const("corners", lambda: self._cell_indices(x.shape[3])[0], xp,
-                               np.int32)
-            xp.equal(best, low, out=gt)
-            step32 = scratch(xp, "d", idx.shape, np.int32)
-            xp.add(idx, 1, out=step32)
-            step32 *= gt
-            idx -= step32
+        offsets = self._const("offsets", lambda: self._tap_offsets(x.shape[3]), xp, np.int32)
+        corners = self._const("corners", lambda: self._cell_indices(x.shape[3])[0], xp,
+                              np.int32)
+
+        def run(images):
+            for ch in self._image_chunks(images, per_image):
+                self._max_chunk(src, ch, top[0].data[ch], self.argmax[ch], offsets, corners)
+        # images are independent: thread pieces each run their chunks (own scratch arrays)
+        parallel.for_slices(n, run, n * per_image, xp)
         if len(top) > 1:
             top[1].data[...] = self.argmax
+
+    def _max_chunk(self, src, ch, best, idx, offsets, corners):
+        """MAX pooling of images ``ch`` of the padded input into ``best`` and the flat
+        argmax ``idx``."""
+        xp = get_array_module(src)
+        kk = self.k[0] * self.k[1]
+        tdt = np.int8 if kk <= 127 else np.int32    # the winning tap: int8 math is cheap
+        low = src.dtype.type(-FLT_MAX)
+        stack = self._tap_stack(src, ch)
+        shape = best.shape
+        tap = scratch(xp, "a", shape, tdt)
+        gt = scratch(xp, "b", shape, bool)
+        step = scratch(xp, "c", shape, tdt)
+        # Caffe scans the window cells in row-major order from -FLT_MAX, keeping the first
+        # strictly greater value: pad cells (-inf) and NaN never win, ties keep the first.
+        xp.fmax(stack[0], low, out=best)
+        tap.fill(0)
+        for t in range(1, kk):
+            xp.greater(stack[t], best, out=gt)
+            xp.fmax(best, stack[t], out=best)
+            # tap = where(gt, t, tap) by arithmetic: random masks make masked copies
+            # branchy and several times slower
+            xp.subtract(tdt(t), tap, out=step)
+            xp.multiply(step, gt, out=step)
+            tap += step
+        # flat in-plane index h*W + w of the winning cell; -1 where nothing beat -FLT_MAX
+        xp.take(offsets, tap, out=idx)
+        idx += corners
+        xp.equal(best, low, out=gt)
+        step32 = scratch(xp, "d", idx.shape, np.int32)
+        xp.add(idx, 1, out=step32)
+        step32 *= gt
+        idx -= step32
 
     def _tap_offsets(self, w):
         """Flat in-plane offset i*W + j of tap (i, j) from its window's corner."""
@@ -277,30 +294,42 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         n, c, h, w = bottom[0].shape
         ph, pw = self.pad
         if self.pool in (P.MAX, P.STOCHASTIC):
-            # Add each window's diff at its argmax cell, in top order as Caffe's CPU loop
-            # (np.add.at / cupyx.scatter_add); an empty window (argmax -1) sends nothing:
-            # a zero to cell 0 of its plane.
-            idx = self.argmax
-            valid = scratch(xp, "b", idx.shape, bool)
-            xp.greater_equal(idx, 0, out=valid)
-            vals = scratch(xp, "a", idx.shape, dy.dtype)
-            vals.fill(0)
-            xp.copyto(vals, dy, where=valid)
-            flat = scratch(xp, "c", idx.shape, np.int64)
-            xp.maximum(idx, 0, out=flat)
-            flat += self._const("plane_base", lambda: (np.arange(n * c, dtype=np.int64) *
-                                                       (h * w)).reshape(n, c, 1, 1),
-                                xp, np.int64)
-            dx = bottom[0].diff.reshape(-1)
-            dx.fill(0)
-            scatter_add(xp, dx, flat.reshape(-1), vals.reshape(-1))
+            base = self._const("plane_base", lambda: (np.arange(n * c, dtype=np.int64) *
+                                                      (h * w)).reshape(n, c, 1, 1), xp, np.int64)
+            # images own disjoint planes of dx: thread pieces each scatter their own
+            parallel.for_slices(
+                n, lambda s: self._scatter_argmax(dy[s], self.argmax[s], base[:s.stop - s.start],
+                                                  bottom[0].diff[s]),
+                dy.size, xp)
             return
         g = scratch(xp, "a", dy.shape, dy.dtype)
         xp.divide(dy, self._const("divisor", lambda: self.divisor, xp, dy.dtype), out=g)
         grad = (scratch(xp, "accum", (n, c) + self.padded, dy.dtype) if self.needs_pad
                 else bottom[0].diff)
-        grad[...] = 0
-        for _, v in self._tap_views(grad):
-            v += g
-        if self.needs_pad:
-            bottom[0].diff[...] = grad[:, :, ph:ph + h, pw:pw + w]
+
+        def spread(s):
+            grad[s] = 0
+            for _, v in self._tap_views(grad[s]):
+                v += g[s]
+            if self.needs_pad:
+                bottom[0].diff[s] = grad[s, :, ph:ph + h, pw:pw + w]
+        parallel.for_slices(n, spread, dy.size * len(self.k), xp)
+
+    @staticmethod
+    def _scatter_argmax(dy, idx, base, dx):
+        """dx (images, C, H, W) = each window's diff added at its argmax cell, in top order
+        as Caffe's CPU loop (np.add.at / cupyx.scatter_add); an empty window (argmax -1)
+        sends nothing: a zero to cell 0 of its plane. ``base``: each plane's first flat
+        index in dx."""
+        xp = get_array_module(dy)
+        valid = scratch(xp, "b", idx.shape, bool)
+        xp.greater_equal(idx, 0, out=valid)
+        vals = scratch(xp, "a", idx.shape, dy.dtype)
+        vals.fill(0)
+        xp.copyto(vals, dy, where=valid)
+        flat = scratch(xp, "c", idx.shape, np.int64)
+        xp.maximum(idx, 0, out=flat)
+        flat += base
+        dx = dx.reshape(-1)
+        dx.fill(0)
+        scatter_add(xp, dx, flat.reshape(-1), vals.reshape(-1))

@@ -1,5 +1,6 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
 from ..backend import get_array_module
+from ..kernels import parallel
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 
@@ -20,9 +21,13 @@ class ReLULayer(Layer):
             top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        x = bottom[0].data
+        # element-wise: flat pieces go to parallel threads
+        x, y = bottom[0].data.reshape(-1), top[0].data.reshape(-1)
+        parallel.for_slices(x.size, lambda s: self._forward_flat(x[s], y[s]), x.size,
+                            get_array_module(x))
+
+    def _forward_flat(self, x, y):
         xp = get_array_module(x)
-        y = top[0].data
         zero = x.dtype.type(0)
         if self.negative_slope:
             neg = scratch(xp, "a", x.shape, x.dtype)
@@ -36,13 +41,17 @@ class ReLULayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        x = bottom[0].data
+        x, dy = bottom[0].data.reshape(-1), top[0].diff.reshape(-1)
+        dx = bottom[0].diff.reshape(-1)
+        parallel.for_slices(x.size, lambda s: self._backward_flat(x[s], dy[s], dx[s]), x.size,
+                            get_array_module(x))
+
+    def _backward_flat(self, x, dy, dx):
         xp = get_array_module(x)
-        dy = top[0].diff
         if self.negative_slope:
-            bottom[0].diff[...] = xp.where(x > 0, dy, dy * self.negative_slope)
+            dx[...] = xp.where(x > 0, dy, dy * self.negative_slope)
             return
         # Caffe's dy * (x > 0): one pass, no temporaries beyond the mask (dx may be dy)
         mask = scratch(xp, "a", x.shape, bool)
         xp.greater(x, x.dtype.type(0), out=mask)
-        xp.multiply(dy, mask, out=bottom[0].diff)
+        xp.multiply(dy, mask, out=dx)
