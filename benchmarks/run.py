@@ -43,6 +43,11 @@ if _THREADS:
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = _THREADS
 
+# NumPy's OpenBLAS threads otherwise spin ~0.1 s after each matmul, taking the cores from
+# whichever side runs next (PyTorch's turn, or caffelite's own host threads): they must sleep
+# at once for the turns to be fair. Set before NumPy loads, as caffelite itself does.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import numpy as np  # noqa: E402
 
 import workloads as W  # noqa: E402
@@ -87,17 +92,35 @@ def matmul_gflops(xp, sync, n=2048, reps=5, clock=time.perf_counter):
 CLOCK = time.perf_counter
 
 
+# Idle threads of the side that just ran keep spinning for a while (libgomp's ~300,000 spins
+# in PyTorch, OpenBLAS's ~0.1 s unless told otherwise), taking cores from the side that runs
+# next. A side whose runs are shorter than this first does one untimed run of its own in each
+# turn, so what is timed is the steady state a training or inference loop sees.
+SETTLE_BELOW_S = 0.2
+MAX_REPS = 40
+
+
 def time_sides(sides, warmup, reps):
-    """Warm each side up, then alternate runs; {name: [seconds]}."""
+    """Warm each side up, then alternate turns; {name: [seconds]}."""
+    last = {}
     for s in sides:
         for _ in range(warmup):
-            s.run()
-    times = {s.name: [] for s in sides}
-    for _ in range(reps):
-        for s in sides:
             t0 = CLOCK()
             s.run()
-            times[s.name].append(CLOCK() - t0)
+            last[s.name] = CLOCK() - t0
+    times = {s.name: [] for s in sides}
+    # short workloads get more turns (about a second of runs per side), so that the
+    # median is not at the mercy of a few noisy turns
+    longest = max(last.values()) if last else 1.0
+    reps = max(reps, min(MAX_REPS, int(1.0 / max(longest, 1e-3))))
+    for _ in range(reps):
+        for s in sides:
+            if last.get(s.name, 0.0) < SETTLE_BELOW_S:
+                s.run()
+            t0 = CLOCK()
+            s.run()
+            last[s.name] = CLOCK() - t0
+            times[s.name].append(last[s.name])
     return times
 
 
@@ -277,6 +300,11 @@ def memory_report(ctx):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def caffe_threads():
+    from caffelite.kernels import parallel
+    return parallel.num_threads()
+
+
 def fmt_ms(t):
     return f"{t * 1000:.1f} ms" if t < 1 else f"{t:.2f} s"
 
@@ -335,7 +363,9 @@ def main(argv=None):
     print(f"# caffelite benchmarks, {datetime.date.today()}, {device}, numpy {np.__version__}"
           + (f", torch {peers.torch_version()}" if have_torch else ", torch not installed")
           + (f", opencv {peers.opencv_version()}" if have_cv else "")
-          + f"; {nthreads} thread(s); float32 matmul {peak:.0f} GFLOP/s; median of {reps} runs"
+          + f"; {nthreads} thread(s) (caffelite host threads {caffe_threads()}, "
+          + f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})"
+          + f"; float32 matmul {peak:.0f} GFLOP/s; median of {reps} runs"
           + (" (CPU time)" if args.cpu_time else ""), flush=True)
 
     wls = W.workloads(quick=args.quick)

@@ -2,6 +2,14 @@
 
 ``import caffelite as caffe`` gives pycaffe's module-level API.
 """
+import os as _os
+
+# OpenBLAS's idle threads spin for about 2^28 cycles (~0.1 s) after every matmul, holding
+# the cores that caffelite's own threads (im2col, pooling, ...) need next; 2^4 cycles lets
+# them sleep at once. OpenBLAS reads this when NumPy is first imported, so it takes effect
+# when caffelite is imported before NumPy (the command line always is); a value already in
+# the environment is kept.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 from .backend import set_mode_cpu, set_mode_gpu, set_device, set_random_seed
 from .blob import Blob
 from .errors import CaffeliteError, LayerError, NetError, PrototxtError, WeightsError

@@ -34,8 +34,10 @@ from .pooling_stochastic import StochasticPoolingMixin
 
 P = caffe_pb2.PoolingParameter
 FLT_MAX = float(np.finfo(np.float32).max)
-# MAX pooling gathers the window cells of at most this many elements at once.
-STACK_ELEMENTS = 1 << 23
+# MAX pooling gathers the window cells of at most this many elements at once: on the host a
+# chunk whose per-tap passes stay in a core's cache, on a GPU a large one (fewer launches).
+STACK_ELEMENTS = 1 << 20
+DEVICE_STACK_ELEMENTS = 1 << 23
 
 
 def _pooled_size(size, k, p, s, ceil_mode):
@@ -214,30 +216,31 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         stack[...] = view
         return stack.reshape((kh * kw,) + shape[2:])
 
-    def _image_chunks(self, images, per_image):
-        """Chunks of the slice ``images`` whose tap stacks hold <= STACK_ELEMENTS each."""
-        step = max(1, STACK_ELEMENTS // max(1, per_image))
-        return [slice(i, min(i + step, images.stop)) for i in range(images.start, images.stop,
-                                                                   step)]
-
     def _forward_max(self, x, xp, top):
         n, c = x.shape[:2]
         shape = (n, c) + self.out
-        kk = self.k[0] * self.k[1]
         if self.argmax is None or self.argmax.shape != shape or \
                 get_array_module(self.argmax) is not xp:
             self.argmax = xp.empty(shape, dtype=np.int32)
         src = self._padded_input(x, -np.inf)
-        per_image = kk * c * self.out[0] * self.out[1]
+        # planes are independent: work in chunks of planes whose tap stack stays in cache
+        # (on the host), thread pieces each running their own chunks and scratch arrays
+        planes = n * c
+        src = src.reshape((planes, 1) + src.shape[2:])
+        best = top[0].data.reshape((planes, 1) + self.out)
+        idx = self.argmax.reshape(best.shape)
+        per_plane = self.k[0] * self.k[1] * self.out[0] * self.out[1]
         offsets = self._const("offsets", lambda: self._tap_offsets(x.shape[3]), xp, np.int32)
         corners = self._const("corners", lambda: self._cell_indices(x.shape[3])[0], xp,
                               np.int32)
+        limit = STACK_ELEMENTS if xp is np else DEVICE_STACK_ELEMENTS
 
-        def run(images):
-            for ch in self._image_chunks(images, per_image):
-                self._max_chunk(src, ch, top[0].data[ch], self.argmax[ch], offsets, corners)
-        # images are independent: thread pieces each run their chunks (own scratch arrays)
-        parallel.for_slices(n, run, n * per_image, xp)
+        def run(part):
+            step = max(1, limit // per_plane)
+            for i in range(part.start, part.stop, step):
+                ch = slice(i, min(i + step, part.stop))
+                self._max_chunk(src, ch, best[ch], idx[ch], offsets, corners)
+        parallel.for_slices(planes, run, planes * per_plane, xp)
         if len(top) > 1:
             top[1].data[...] = self.argmax
 
