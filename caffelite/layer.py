@@ -68,6 +68,9 @@ class Layer:
     auto_top_blobs = False
     # Loss layers weight top 0 by 1 unless the prototxt says otherwise.
     is_loss = False
+    # False once a Net has found that it never runs this layer's backward: a layer may then
+    # skip forward work that only its backward needs (MAX pooling's argmax).
+    backward_expected = True
 
     def __init__(self, layer_param):
         self.layer_param = layer_param

@@ -153,6 +153,8 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
                 for idx in top_ids:
                     self._blob_need_backward[idx] = True
         self._infer_backward(net_param.force_backward)
+        for layer, need in zip(self.layers, self._layer_need_backward):
+            layer.backward_expected = need
         self._output_ids = [self._blob_index[n] for n in sorted(available)]
         self._cache_views()
 

@@ -93,6 +93,7 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
             raise self.error(f"pooling_param.pool: unknown pooling method {self.pool}")
         self.ceil_mode = p.round_mode == P.CEIL
         self.argmax = None
+        self._argmax_valid = False
 
     def _pair(self, p, name):
         has = p.HasField
@@ -235,14 +236,30 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
                               np.int32)
         limit = STACK_ELEMENTS if xp is np else DEVICE_STACK_ELEMENTS
 
+        # In a net that never runs this layer's backward and wants no mask top, the argmax
+        # is not needed: the maximum alone is a fraction of the work.
+        with_argmax = self.backward_expected or len(top) > 1
+        self._argmax_valid = with_argmax
+
         def run(part):
             step = max(1, limit // per_plane)
             for i in range(part.start, part.stop, step):
                 ch = slice(i, min(i + step, part.stop))
-                self._max_chunk(src, ch, best[ch], idx[ch], offsets, corners)
+                if with_argmax:
+                    self._max_chunk(src, ch, best[ch], idx[ch], offsets, corners)
+                else:
+                    self._max_value_chunk(src, ch, best[ch])
         parallel.for_slices(planes, run, planes * per_plane, xp)
         if len(top) > 1:
             top[1].data[...] = self.argmax
+
+    def _max_value_chunk(self, src, ch, best):
+        """The maximum of each window (as _max_chunk computes it) without the argmax."""
+        xp = get_array_module(src)
+        stack = self._tap_stack(src, ch)
+        xp.fmax(stack[0], src.dtype.type(-FLT_MAX), out=best)
+        for t in range(1, stack.shape[0]):
+            xp.fmax(best, stack[t], out=best)
 
     def _max_chunk(self, src, ch, best, idx, offsets, corners):
         """MAX pooling of images ``ch`` of the padded input into ``best`` and the flat
@@ -296,6 +313,10 @@ class PoolingLayer(StochasticPoolingMixin, Layer):
         xp = get_array_module(dy)
         n, c, h, w = bottom[0].shape
         ph, pw = self.pad
+        if self.pool == P.MAX and not getattr(self, "_argmax_valid", False):
+            raise self.error("MAX pooling backward without the argmax of a forward: the net "
+                             "that ran the forward expected no backward through this layer "
+                             "(set force_backward, or call Backward only where the net does)")
         if self.pool in (P.MAX, P.STOCHASTIC):
             base = self._const("plane_base", lambda: (np.arange(n * c, dtype=np.int64) *
                                                       (h * w)).reshape(n, c, 1, 1), xp, np.int64)

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
 from caffelite.proto import caffe_pb2
@@ -378,3 +379,35 @@ def test_stochastic_global_and_float32():
         else:
             expected = (x32.astype(np.float64) ** 2).sum(axis=(2, 3)) / x32.sum(axis=(2, 3))
             np.testing.assert_allclose(top[0].data[..., 0, 0], expected, rtol=1e-5)
+
+
+NET_WITH_POOL = '''
+name: "p" force_backward: {force}
+layer {{ name: "x" type: "Input" top: "x" input_param {{ shape {{ dim: 2 dim: 3 dim: 9 dim: 9 }} }} }}
+layer {{ name: "pool" type: "Pooling" bottom: "x" top: "y"
+        pooling_param {{ pool: MAX kernel_size: 3 stride: 2 pad: 1 }} }}
+'''
+
+
+def _pool_net(force):
+    import caffelite as caffe
+    param = text_format.Parse(NET_WITH_POOL.format(force=force), caffe_pb2.NetParameter())
+    net = caffe.Net(param, caffe.TEST)
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    x[0, 0, :3, :3] = 1.0                        # ties: the first cell must win
+    net.blobs["x"].data[...] = x
+    net.forward()
+    return net
+
+
+def test_max_pool_skips_argmax_where_the_net_runs_no_backward():
+    plain, forced = _pool_net("false"), _pool_net("true")
+    assert not plain.layers[1].backward_expected and forced.layers[1].backward_expected
+    assert np.array_equal(plain.blobs["y"].data, forced.blobs["y"].data)
+    forced.blobs["y"].diff[...] = 1
+    forced.backward()
+    assert forced.blobs["x"].diff.sum() == forced.blobs["y"].data.size
+    # the net skips the layer; calling its Backward by hand says why it cannot run
+    layer = plain.layers[1]
+    with pytest.raises(CaffeliteError, match="argmax"):
+        layer.Backward([plain.blobs["y"]], [True], [plain.blobs["x"]])
