@@ -68,9 +68,22 @@ class InnerProductLayer(Layer):
         x = bottom[0].data.reshape(self.M, self.K)
         y = top[0].data.reshape(self.M, self.num_output)
         xp = get_array_module(x)
-        xp.matmul(x, self._weight(), out=y)
-        if self.bias_term:
-            y += self.blobs[1].data
+        bias = self.blobs[1].data if self.bias_term else None
+        if self.transpose:
+            xp.matmul(x, self._weight(), out=y)
+        else:
+            # y^T = W x^T reads the (num_output, K) weights as stored, which OpenBLAS runs
+            # faster than x W^T at every shape measured (fc6 at batch 32: 20 vs 27 ms); the
+            # transposing copy back is one pass over the small output, bias added on the way.
+            yt = scratch(xp, "a", (self.num_output, self.M), x.dtype)
+            xp.matmul(self.blobs[0].data, x.T, out=yt)
+            if bias is not None:
+                xp.add(yt.T, bias, out=y)
+            else:
+                y[...] = yt.T
+            return
+        if bias is not None:
+            y += bias
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)
