@@ -103,6 +103,12 @@ LAYERS = {
                        'bias_filler { type: "gaussian" } }', (3, 2, 24, 24)),
     "conv_1x1_per_image": ('type: "Convolution" convolution_param { num_output: 3 '
                            'kernel_size: 1 weight_filler { type: "gaussian" } }', (2, 4, 24, 24)),
+    "conv_depthwise": ('type: "Convolution" convolution_param { num_output: 6 group: 6 '
+                       'kernel_size: 3 pad: 1 weight_filler { type: "gaussian" } '
+                       'bias_filler { type: "gaussian" } }', (4, 6, 7, 7)),
+    "conv_depthwise_per_image": ('type: "Convolution" convolution_param { num_output: 4 '
+                                 'group: 4 kernel_size: 3 pad: 1 weight_filler { type: '
+                                 '"gaussian" } }', (2, 4, 24, 24)),
     "deconv": ('type: "Deconvolution" convolution_param { num_output: 3 kernel_size: 4 '
                'stride: 2 pad: 1 weight_filler { type: "gaussian" } }', (4, 2, 6, 6)),
     "pool_max_pad_ceil": ('type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 '

@@ -129,6 +129,7 @@ FORWARD_CASES = [
     ("no_bias", (2, 3, 5, 4), dict(num_output=2, kernel_size=[2], bias_term=False)),
     ("1x1", (2, 5, 4, 3), dict(num_output=3, kernel_size=[1])),
     ("1x1_group", (2, 6, 3, 4), dict(num_output=4, kernel_size=[1], group=2)),
+    ("depthwise", (2, 3, 5, 5), dict(num_output=3, kernel_size=[3], pad=[1], group=3)),
     ("1x1_stride", (2, 3, 5, 5), dict(num_output=2, kernel_size=[1], stride=[2])),
     ("1d", (2, 3, 9), dict(num_output=2, kernel_size=[3], pad=[1], stride=[2])),
     ("3d", (1, 2, 4, 5, 4), dict(num_output=2, kernel_size=[2, 3, 2], pad=[1, 0, 1],
@@ -256,6 +257,8 @@ GRAD_CASES = [
     ("group_hw", (1, 4, 5, 4), dict(num_output=4, kernel_h=3, kernel_w=2, pad_h=1,
                                     stride_h=1, stride_w=2, group=2)),
     ("1x1_group", (2, 4, 3, 3), dict(num_output=4, kernel_size=[1], group=2)),
+    ("depthwise", (2, 3, 4, 4), dict(num_output=3, kernel_size=[3], pad=[1], group=3)),
+    ("depthwise_multiplier", (1, 2, 4, 4), dict(num_output=4, kernel_size=[3], group=2)),
     ("3d", (1, 2, 3, 4, 3), dict(num_output=2, kernel_size=[2], pad=[1, 0, 0],
                                  stride=[2, 1, 1])),
 ]
