@@ -183,3 +183,21 @@ def test_caffe_fixture_with_threads(case_dir, threads):
     threads(3)
     replay_net_case(case_dir)
 
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_child_gets_a_working_pool(threads):
+    import multiprocessing as mp
+    threads(2)
+    parallel.for_slices(8, lambda s: None, 10 ** 6)          # the parent's pool exists
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        result = pool.apply_async(_sum_in_pieces, (1000,))
+        assert result.get(timeout=20) == sum(range(1000))
+
+
+def _sum_in_pieces(n):
+    parallel.MIN_ELEMENTS = 4                       # the thread count is the parent's: 2
+    out = np.zeros(n, dtype=np.int64)
+    parallel.for_slices(n, lambda s: out.__setitem__(s, np.arange(s.start, s.stop)), n * 100)
+    return int(out.sum())

@@ -74,6 +74,16 @@ def _mark_worker():
     _worker.inside = True
 
 
+def _forget_pool_after_fork():
+    # a forked child has none of the parent's threads: the pool it inherits would never run
+    # a piece, so the child starts its own on first use
+    _state["pool"] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def pieces(n, elements, xp=np):
     """How many pieces to cut ``n`` independent items (``elements`` values in all) into."""
     if xp is not np or n < 2 or getattr(_worker, "inside", False):
