@@ -14,9 +14,10 @@ bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are
 from ..backend import get_array_module
 from ..fillers import fill
 from ..kernels import parallel
-from ..kernels.im2col import col2im, conv_output_shape, im2col, kernel_extent
+from ..kernels.im2col import col2im, im2col, kernel_extent
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
+from .conv_geometry import parse_conv_geometry
 
 # Columns for a whole batch can be large (C*prod(k) times the input); the batch is processed
 # in chunks whose column buffer stays under this many elements.
@@ -38,65 +39,6 @@ def _times_weights_t(w, dy, out):
         parallel.ufunc(xp.multiply, wt, dy, out=out)
     else:
         xp.matmul(wt, dy, out=out)
-
-
-class ConvGeometry:
-    """Channel axis and per-spatial-axis kernel/pad/stride/dilation of a convolution_param."""
-
-    def __init__(self, channel_axis, num_spatial, kernel, pad, stride, dilation):
-        self.channel_axis = channel_axis
-        self.num_spatial = num_spatial
-        self.kernel, self.pad, self.stride, self.dilation = kernel, pad, stride, dilation
-
-    @property
-    def is_1x1(self):
-        return (all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
-                and not any(self.pad))
-
-    def output_shape(self, spatial):
-        return conv_output_shape(spatial, self.kernel, self.pad, self.stride, self.dilation)
-
-
-def _spatial_values(layer, p, name, n, default, hw=None):
-    """Read a repeated geometry field given 0 (default), 1 or n times, or its 2-D form
-    ``hw``_h/``hw``_w."""
-    rep = [int(v) for v in getattr(p, name)]
-    if hw and (p.HasField(hw + "_h") or p.HasField(hw + "_w")):
-        if n != 2:
-            raise layer.error(f"convolution_param.{hw}_h/{hw}_w can only be used for 2-D "
-                              f"convolution, the bottom has {n} spatial axes")
-        if rep:
-            raise layer.error(f"convolution_param: give either {name} or {hw}_h/{hw}_w, "
-                              f"not both")
-        return (int(getattr(p, hw + "_h")), int(getattr(p, hw + "_w")))
-    if not rep and default is not None:
-        return (default,) * n
-    if len(rep) == 1:
-        return tuple(rep) * n
-    if len(rep) != n:
-        raise layer.error(f"convolution_param.{name} must be specified once, or once per "
-                          f"spatial dimension ({name} specified {len(rep)} times; {n} "
-                          f"spatial dims)")
-    return tuple(rep)
-
-
-def parse_conv_geometry(layer, bottom_blob):
-    """Validate ``layer``'s convolution_param geometry against the first bottom's axes."""
-    p = layer.layer_param.convolution_param
-    try:
-        axis = bottom_blob.canonical_axis(p.axis)
-    except Exception as e:
-        raise layer.error(f"convolution_param.axis: {e} (bottom shape {bottom_blob.shape})")
-    n = bottom_blob.num_axes - axis - 1
-    kernel = _spatial_values(layer, p, "kernel_size", n, None, "kernel")
-    if any(k <= 0 for k in kernel):
-        raise layer.error(f"filter dimensions must be nonzero: kernel {kernel}")
-    stride = _spatial_values(layer, p, "stride", n, 1, "stride")
-    if any(s <= 0 for s in stride):
-        raise layer.error(f"stride dimensions must be nonzero: stride {stride}")
-    pad = _spatial_values(layer, p, "pad", n, 0, "pad")
-    dilation = _spatial_values(layer, p, "dilation", n, 1)
-    return ConvGeometry(axis, n, kernel, pad, stride, dilation)
 
 
 class BaseConvolutionLayer(Layer):

@@ -12,7 +12,7 @@ stride_h, stride_w, dilation, axis}; num_output, group, bias and fillers are not
 """
 from ..kernels.im2col import col2im, im2col, kernel_extent
 from ..layer import Layer, register_layer
-from .convolution import parse_conv_geometry
+from .conv_geometry import parse_conv_geometry
 
 
 @register_layer("Im2col", v1="IM2COL")
