@@ -1,15 +1,14 @@
 """AbsVal layer: forward vs |x|, gradients, in-place refusal, Caffe fixture."""
-import json
-
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
-from caffelite.layer import create_layer, layer_type_list
+from caffelite.layer import create_layer
 from caffelite.proto import caffe_pb2
-from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+from layer_case import replay
 
 
 def layer_param(text=""):
@@ -17,13 +16,6 @@ def layer_param(text=""):
                              caffe_pb2.LayerParameter())
 
 
-def replay(fixtures_dir, name):
-    case_dir = fixtures_dir / "layers" / name
-    needed = set(json.loads((case_dir / "case.json").read_text())["layer_types"])
-    missing = needed - set(layer_type_list())
-    if missing:
-        pytest.skip(f"fixture {name} needs unregistered types {sorted(missing)}")
-    replay_net_case(case_dir)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4), (5,), ()])

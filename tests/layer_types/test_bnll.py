@@ -1,5 +1,4 @@
 """BNLL layer: forward vs ln(1 + e^x), Caffe's clipped gradient, in place, Caffe fixture."""
-import json
 import math
 
 import numpy as np
@@ -7,10 +6,10 @@ import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
-from caffelite.layer import create_layer, layer_type_list
 from caffelite.proto import caffe_pb2
-from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+from layer_case import assert_in_place_matches, replay
 
 
 def layer_param(text=""):
@@ -18,13 +17,6 @@ def layer_param(text=""):
                              caffe_pb2.LayerParameter())
 
 
-def replay(fixtures_dir, name):
-    case_dir = fixtures_dir / "layers" / name
-    needed = set(json.loads((case_dir / "case.json").read_text())["layer_types"])
-    missing = needed - set(layer_type_list())
-    if missing:
-        pytest.skip(f"fixture {name} needs unregistered types {sorted(missing)}")
-    replay_net_case(case_dir)
 
 
 def softplus(v):  # Caffe's two-branch form, scalar by scalar
@@ -94,19 +86,7 @@ def test_in_place_matches_out_of_place(dtype):
     rng = np.random.default_rng(4)
     x = np.concatenate([rng.standard_normal(20) * 6, [-80.0, -30.0, 0.0, 30.0, 80.0]])
     dy = rng.standard_normal(x.shape)
-    bottom = make_blobs([x], dtype=dtype)
-    layer, top = build_layer(layer_param(), bottom, dtype=dtype)
-    layer.Forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.Backward(top, [True], bottom)
-    blob = make_blobs([x], dtype=dtype)[0]
-    ip = create_layer(layer_param())
-    ip.SetUp([blob], [blob])
-    ip.Forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, top[0].data)
-    blob.diff[...] = dy
-    ip.Backward([blob], [True], [blob])
-    np.testing.assert_array_equal(blob.diff, bottom[0].diff)
+    assert_in_place_matches(layer_param(), x, dy, dtype)
 
 
 def test_blob_counts_are_checked():

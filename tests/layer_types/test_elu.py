@@ -1,5 +1,4 @@
 """ELU layer: forward vs the piecewise formula, gradients, in place, Caffe fixture."""
-import json
 import math
 
 import numpy as np
@@ -7,10 +6,10 @@ import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
-from caffelite.layer import create_layer, layer_type_list
 from caffelite.proto import caffe_pb2
-from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+from layer_case import assert_in_place_matches, replay
 
 
 def layer_param(text=""):
@@ -18,13 +17,6 @@ def layer_param(text=""):
                              caffe_pb2.LayerParameter())
 
 
-def replay(fixtures_dir, name, kind="layers"):
-    case_dir = fixtures_dir / kind / name
-    needed = set(json.loads((case_dir / "case.json").read_text())["layer_types"])
-    missing = needed - set(layer_type_list())
-    if missing:
-        pytest.skip(f"fixture {name} needs unregistered types {sorted(missing)}")
-    replay_net_case(case_dir)
 
 
 def elu(x, alpha):
@@ -81,19 +73,7 @@ def test_in_place_matches_out_of_place(alpha):
     x = np.append(away_from_zero((20,), 4), [0.0, -0.0])
     dy = np.random.default_rng(5).standard_normal(x.shape)
     text = f"elu_param {{ alpha: {alpha} }}"
-    bottom = make_blobs([x])
-    layer, top = build_layer(layer_param(text), bottom)
-    layer.Forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.Backward(top, [True], bottom)
-    blob = make_blobs([x])[0]
-    ip = create_layer(layer_param(text))
-    ip.SetUp([blob], [blob])
-    ip.Forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, top[0].data)
-    blob.diff[...] = dy
-    ip.Backward([blob], [True], [blob])
-    np.testing.assert_array_equal(blob.diff, bottom[0].diff)
+    assert_in_place_matches(layer_param(text), x, dy)
 
 
 def test_float32_stays_float32():

@@ -1,16 +1,14 @@
 """InnerProduct layer: forward vs loops (axis, transpose, no bias), gradients incl. params,
 accumulation, preloaded blobs, errors, fixtures."""
-import json
-
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
-from caffelite.layer import layer_type_list
 from caffelite.proto import caffe_pb2
-from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+from layer_case import replay
 
 FILLERS = ('weight_filler { type: "gaussian" std: 0.5 } '
            'bias_filler { type: "uniform" min: -1 max: 1 }')
@@ -21,13 +19,6 @@ def layer_param(text):
                              f'inner_product_param {{ {text} }}', caffe_pb2.LayerParameter())
 
 
-def replay(fixtures_dir, name):
-    case_dir = fixtures_dir / "layers" / name
-    needed = set(json.loads((case_dir / "case.json").read_text())["layer_types"])
-    missing = needed - set(layer_type_list())
-    if missing:
-        pytest.skip(f"fixture {name} needs unregistered types {sorted(missing)}")
-    replay_net_case(case_dir)
 
 
 def ref_ip(x, w, b, axis, transpose):

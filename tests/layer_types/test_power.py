@@ -1,16 +1,14 @@
 """Power layer: forward vs (shift + scale x)^power, the power*scale == 0 case, gradients,
 in place, Caffe fixture."""
-import json
-
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
-from caffelite.layer import create_layer, layer_type_list
 from caffelite.proto import caffe_pb2
-from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+from layer_case import assert_in_place_matches, replay
 
 
 def layer_param(power=None, scale=None, shift=None):
@@ -20,13 +18,6 @@ def layer_param(power=None, scale=None, shift=None):
                              f"power_param {{ {fields} }}", caffe_pb2.LayerParameter())
 
 
-def replay(fixtures_dir, name):
-    case_dir = fixtures_dir / "layers" / name
-    needed = set(json.loads((case_dir / "case.json").read_text())["layer_types"])
-    missing = needed - set(layer_type_list())
-    if missing:
-        pytest.skip(f"fixture {name} needs unregistered types {sorted(missing)}")
-    replay_net_case(case_dir)
 
 
 def reference(x, p, a, b):
@@ -108,19 +99,7 @@ def test_propagate_down_false_leaves_diff():
 def test_in_place_matches_out_of_place(p, a, b):
     x = positive_base((3, 5), a, b, 5)
     dy = np.random.default_rng(6).standard_normal(x.shape)
-    bottom = make_blobs([x])
-    layer, top = build_layer(layer_param(p, a, b), bottom)
-    layer.Forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.Backward(top, [True], bottom)
-    blob = make_blobs([x])[0]
-    ip = create_layer(layer_param(p, a, b))
-    ip.SetUp([blob], [blob])
-    ip.Forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, top[0].data)
-    blob.diff[...] = dy
-    ip.Backward([blob], [True], [blob])
-    np.testing.assert_array_equal(blob.diff, bottom[0].diff)
+    assert_in_place_matches(layer_param(p, a, b), x, dy)
 
 
 def test_float32_stays_float32():

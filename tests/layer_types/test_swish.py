@@ -6,9 +6,10 @@ import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import CaffeliteError
-from caffelite.layer import create_layer
 from caffelite.proto import caffe_pb2
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
+
+from layer_case import assert_in_place_matches
 
 
 def layer_param(text=""):
@@ -59,19 +60,7 @@ def test_in_place_matches_out_of_place():
     x = np.random.default_rng(4).standard_normal((3, 5)) * 3
     dy = np.random.default_rng(5).standard_normal(x.shape)
     text = "swish_param { beta: 0.75 }"
-    bottom = make_blobs([x])
-    layer, top = build_layer(layer_param(text), bottom)
-    layer.Forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.Backward(top, [True], bottom)
-    blob = make_blobs([x])[0]
-    ip = create_layer(layer_param(text))
-    ip.SetUp([blob], [blob])
-    ip.Forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, top[0].data)
-    blob.diff[...] = dy
-    ip.Backward([blob], [True], [blob])
-    np.testing.assert_array_equal(blob.diff, bottom[0].diff)
+    assert_in_place_matches(layer_param(text), x, dy)
 
 
 def test_float32_saturates_without_overflow():
