@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import CaffeliteError
+from ..kernels import parallel
 from ..log import g6, logger
 from ..net import Net, TEST, TRAIN
 from .flags import net_flags, new_parser, stages
@@ -30,6 +31,8 @@ def select_mode(gpu_flag):
     else:
         backend.set_mode_cpu()
         logger.info("Use CPU.")
+        logger.info("Host threads: %d (set CAFFELITE_NUM_THREADS or OMP_NUM_THREADS to "
+                    "change)", parallel.num_threads())
 
 
 @command("time", "benchmark the execution time of a model, layer by layer")
