@@ -272,6 +272,19 @@ def test_gradients(name, shape, kw):
     check_gradients(layer, bottom, top)
 
 
+@pytest.mark.parametrize("name,shape,kw", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
+def test_gradients_one_gemm_per_image(name, shape, kw, monkeypatch):
+    """The per-image path (large outputs; here forced for small ones) with several images,
+    groups, 1x1, depthwise and 3-D kernels."""
+    import caffelite.layer_types.convolution as conv_module
+    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_POSITIONS", 1)
+    x = np.random.default_rng(16).standard_normal((2,) + shape[1:])
+    bottom = make_blobs([x])
+    layer, top = build_layer(conv_param(**kw), bottom)
+    assert layer._per_image()
+    check_gradients(layer, bottom, top)
+
+
 def test_gradients_two_bottoms():
     rng = np.random.default_rng(7)
     bottom = make_blobs([rng.standard_normal((1, 2, 4, 4)) for _ in range(2)])
