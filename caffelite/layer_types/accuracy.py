@@ -1,8 +1,7 @@
 """Accuracy: the fraction of positions whose true class is within the top k scores."""
-import numpy as np
-
 from ..backend import get_array_module
 from ..layer import Layer, register_layer
+from .softmax_loss import class_labels
 
 
 @register_layer("Accuracy", v1="ACCURACY")
@@ -51,15 +50,7 @@ class AccuracyLayer(Layer):
         outer, dim, inner = self.view
         x = bottom[0].data.reshape(self.view)
         xp = get_array_module(x)
-        label = bottom[1].data.reshape(outer, inner).astype(np.int64)  # truncates, as C
-        valid = (label != self.ignore_label) if self.has_ignore \
-            else xp.ones(label.shape, dtype=bool)
-        bad = valid & ((label < 0) | (label >= dim))
-        if bool(bad.any()):
-            first = int(label[bad][0])
-            raise self.error(f"label value {first} outside [0, {dim}) (scores shape "
-                             f"{bottom[0].shape}, accuracy_param.axis {self.axis_param})")
-        label = xp.where(valid, label, 0)
+        label, valid = class_labels(self, bottom, "accuracy_param.axis")
         true_score = xp.take_along_axis(x, label[:, None, :], axis=1)
         num_ge = (x >= true_score).sum(axis=1)
         correct = valid & (num_ge <= self.top_k)

@@ -1,12 +1,10 @@
 """InfogainLoss: a multinomial logistic loss whose per-class terms are weighted by a matrix H."""
-import numpy as np
-
 from ..backend import get_array_module, to_device
 from ..errors import CaffeliteError
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
 from .softmax import softmax_forward
-from .softmax_loss import normalizer
+from .softmax_loss import class_labels, normalizer
 
 LOG_THRESHOLD = 1e-20   # Caffe's kLOG_THRESHOLD
 _NORM = caffe_pb2.LossParameter
@@ -112,32 +110,14 @@ class InfogainLossLayer(Layer):
         x = bottom[0].data.reshape(self.view)
         xp = get_array_module(x)
         prob = softmax_forward(x)
-        label = bottom[1].data.reshape(outer, inner).astype(np.int64)  # truncates, as C
-        if self.has_ignore:
-            kept = label != self.ignore_label
-            bad = kept & ((label < 0) | (label >= dim))
-        else:
-            kept = None
-            bad = (label < 0) | (label >= dim)
-        if bool(bad.any()):
-            raise self.error(f"label value {int(label[bad][0])} outside [0, {dim}) (scores "
-                             f"shape {bottom[0].shape}, infogain_loss_param.axis "
-                             f"{self.axis_param})")
-        mode = self.mode
-        if kept is None:
-            valid_count = outer * inner
-            mode = _NORM.FULL if mode == _NORM.VALID else mode
-        else:
-            label = label * kept                   # ignored positions read row 0, masked below
-            valid_count = kept.sum()
+        label, valid = class_labels(self, bottom, "infogain_loss_param.axis")
         H = self._matrix(bottom)
         rows = xp.moveaxis(H[label], 2, 1)          # (outer, L, inner): H[label_n, l]
         per_pos = (rows * xp.log(xp.maximum(prob, LOG_THRESHOLD))).sum(axis=1)
-        if kept is not None:
-            per_pos = per_pos * kept
-        self.norm = normalizer(xp, mode, outer, inner, valid_count)
+        per_pos = per_pos * valid
+        self.norm = normalizer(xp, self.mode, outer, inner, valid.sum())
         top[0].data[...] = -per_pos.sum() / self.norm
-        self.prob, self.label, self.kept = prob, label, kept
+        self.prob, self.label, self.valid = prob, label, valid
         if len(top) > 1:
             top[1].data.reshape(self.view)[...] = prob
 
@@ -153,7 +133,6 @@ class InfogainLossLayer(Layer):
         row_sums = H.sum(axis=1)[self.label]        # (outer, inner)
         rows = xp.moveaxis(H[self.label], 2, 1)     # (outer, L, inner)
         grad = self.prob * row_sums[:, None, :] - rows
-        if self.kept is not None:
-            grad *= self.kept[:, None, :]
+        grad *= self.valid[:, None, :]
         grad *= top[0].diff / self.norm
         bottom[0].diff.reshape(self.view)[...] = grad

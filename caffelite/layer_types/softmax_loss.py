@@ -33,6 +33,24 @@ def normalizer(xp, mode, outer, inner, valid_count):
     return max(value, 1)
 
 
+def class_labels(layer, bottom, axis_field):
+    """The label bottom as classes (outer, inner), truncated as C's int cast, and the mask of
+    the positions that count (label != ignore_label, when set); ignored positions read class
+    0. A counted label outside [0, dim) is an error naming the layer, the scores' shape and
+    ``axis_field``. ``layer`` has ``view`` (outer, dim, inner), ``has_ignore``,
+    ``ignore_label`` and ``axis_param``."""
+    outer, dim, inner = layer.view
+    xp = get_array_module(bottom[0].data)
+    label = bottom[1].data.reshape(outer, inner).astype(np.int64)
+    valid = (label != layer.ignore_label) if layer.has_ignore \
+        else xp.ones(label.shape, dtype=bool)
+    bad = valid & ((label < 0) | (label >= dim))
+    if bool(bad.any()):
+        raise layer.error(f"label value {int(label[bad][0])} outside [0, {dim}) (scores "
+                          f"shape {bottom[0].shape}, {axis_field} {layer.axis_param})")
+    return xp.where(valid, label, 0), valid
+
+
 @register_layer("SoftmaxWithLoss", v1="SOFTMAX_LOSS")
 class SoftmaxWithLossLayer(Layer):
     """bottoms: scores x, labels l (float, truncated to int; count = outer * inner).
@@ -78,15 +96,7 @@ class SoftmaxWithLossLayer(Layer):
         x = bottom[0].data.reshape(self.view)
         xp = get_array_module(x)
         prob = softmax_forward(x)
-        label = bottom[1].data.reshape(outer, inner).astype(np.int64)  # truncates, as C
-        valid = (label != self.ignore_label) if self.has_ignore \
-            else xp.ones(label.shape, dtype=bool)
-        bad = valid & ((label < 0) | (label >= dim))
-        if bool(bad.any()):
-            first = int(label[bad][0])
-            raise self.error(f"label value {first} outside [0, {dim}) (scores shape "
-                             f"{bottom[0].shape}, softmax_param.axis {self.axis_param})")
-        label = xp.where(valid, label, 0)
+        label, valid = class_labels(self, bottom, "softmax_param.axis")
         p_label = xp.take_along_axis(prob, label[:, None, :], axis=1)[:, 0, :]
         logs = xp.log(xp.maximum(p_label, FLT_MIN)) * valid
         self.norm = normalizer(xp, self.mode, outer, inner, valid.sum())
