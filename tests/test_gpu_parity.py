@@ -21,7 +21,8 @@ if not backend.gpu_available():
     pytest.skip("no CUDA device visible to CuPy", allow_module_level=True)
 
 import caffelite as caffe  # noqa: E402
-from caffelite.testing.fixtures import _compare, chdir, key, load_case  # noqa: E402
+from caffelite.testing.fixtures import (_compare, chdir, key, load_case, put,  # noqa: E402
+                                       replay_net_case)
 
 RTOL, ATOL = 1e-4, 1e-5     # float32 on two devices: different summation orders
 
@@ -49,53 +50,6 @@ def gpu_mode():
         backend.set_mode_cpu()
 
 
-def _put(array, value):
-    """array[...] = a host value, moved to array's device first (CuPy refuses implicit
-    host-to-device copies in ``[...] =``)."""
-    xp = backend.get_array_module(array)
-    array[...] = backend.to_device(np.asarray(value, dtype=array.dtype).reshape(array.shape),
-                                   xp)
-
-
-def _replay(case_dir):
-    """replay_net_case with explicit host-to-device copies: build, load Caffe's weights, set
-    the inputs, forward, and (for backward cases) set the top diffs and run backward. Every
-    stored number of Caffe's is compared."""
-    case, data = load_case(case_dir)
-    rtol, atol = case.get("rtol", 1e-4), case.get("atol", 1e-5)
-    phase = caffe.TRAIN if case["phase"] == "TRAIN" else caffe.TEST
-    with chdir(case_dir):
-        kwargs = {}
-        if case.get("level") or case.get("stages"):
-            kwargs = {"level": case.get("level", 0), "stages": case.get("stages", [])}
-        if case.get("weights"):
-            kwargs["weights"] = case["weights"]
-        net = caffe.Net("net.prototxt", phase, **kwargs)
-    for b in case.get("inputs", []):
-        _put(net.blobs[b].data, data[f"input/{key(b)}"])
-    net.forward()
-    for b in case.get("outputs", []):
-        _compare(f"output/{b}", net.blobs[b].data, data[f"output/{key(b)}"], rtol, atol)
-    if case.get("backward"):
-        net.clear_param_diffs()
-        for layer in net.layers:
-            for blob in layer.blobs:
-                blob.diff[...] = 0
-        for b in case.get("top_diff", []):
-            _put(net.blobs[b].diff, data[f"top_diff/{key(b)}"])
-        net.backward()
-        for k in data:
-            if k.startswith("bottom_diff/"):
-                name = k[len("bottom_diff/"):]
-                blob = next(bl for n, bl in net.blobs.items() if key(n) == name)
-                _compare(k, blob.diff, data[k], rtol, atol)
-            elif k.startswith("param_diff/"):
-                _, lname, i = k.split("/")
-                layer = next(l for n, l in net.layer_dict.items() if key(n) == lname)
-                _compare(k, layer.blobs[int(i)].diff, data[k], rtol, atol)
-    return case, net
-
-
 def _close(what, gpu_array, cpu_array, rtol, atol):
     assert isinstance(gpu_array, cupy.ndarray), f"{what} is not on the GPU"
     got = backend.asnumpy(gpu_array).astype(np.float64)
@@ -106,10 +60,11 @@ def _close(what, gpu_array, cpu_array, rtol, atol):
 @pytest.mark.parametrize("case_dir", NET_CASES, ids=[f"{c.parent.name}/{c.name}"
                                                      for c in NET_CASES])
 def test_gpu_matches_cpu_and_caffe(case_dir, gpu_mode):
+    case, _ = load_case(case_dir)
     backend.set_mode_cpu()
-    case, cpu = _replay(case_dir)
+    cpu = replay_net_case(case_dir)
     backend.set_mode_gpu()
-    _, gpu = _replay(case_dir)                # also compares with Caffe's stored numbers
+    gpu = replay_net_case(case_dir)           # also compares with Caffe's stored numbers
     rtol = max(case.get("rtol", RTOL), RTOL)
     atol = max(case.get("atol", ATOL), ATOL)
     for name, blob in cpu.blobs.items():
@@ -140,8 +95,8 @@ def test_lenet_training_on_gpu_follows_caffe(case_dir, gpu_mode):
     assert isinstance(net.blobs["data"].data, cupy.ndarray)
     losses = []
     for i in range(case["iterations"]):
-        _put(net.blobs["data"].data, data["batch/data"][i])
-        _put(net.blobs["label"].data, data["batch/label"][i])
+        put(net.blobs["data"].data, data["batch/data"][i])
+        put(net.blobs["label"].data, data["batch/label"][i])
         solver.step(1)
         losses.append(float(backend.asnumpy(net.blobs["loss"].data)))
     _compare("loss per iteration", np.array(losses), data["loss"], rtol, atol)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import asnumpy
+from ..backend import asnumpy, get_array_module, to_device
 
 
 @contextmanager
@@ -32,6 +32,15 @@ def key(name):
 
 def case_layer_types(case):
     return set(case.get("layer_types", []))
+
+
+def put(array, value):
+    """array[...] = a stored host value, moved to array's device first (CuPy takes no
+    implicit host-to-device copy in ``[...] =``)."""
+    value = np.asarray(value, dtype=array.dtype)
+    if value.size == array.size:
+        value = value.reshape(array.shape)
+    array[...] = to_device(value, get_array_module(array))
 
 
 class Mismatch(AssertionError):
@@ -82,7 +91,7 @@ def replay_net_case(case_dir):
             if k in data:
                 _compare(k, blob.data, data[k], rtol, atol)
     for b in case.get("inputs", []):
-        net.blobs[b].data[...] = data[f"input/{key(b)}"]
+        put(net.blobs[b].data, data[f"input/{key(b)}"])
     net.forward()
     for b in case.get("outputs", []):
         _compare(f"output/{b}", net.blobs[b].data, data[f"output/{key(b)}"], rtol, atol)
@@ -98,7 +107,7 @@ def replay_net_case(case_dir):
         for blob in layer.blobs:
             blob.diff[...] = 0
     for b in case.get("top_diff", []):
-        net.blobs[b].diff[...] = data[f"top_diff/{key(b)}"]
+        put(net.blobs[b].diff, data[f"top_diff/{key(b)}"])
     net.backward()
     for k in data:
         if k.startswith("bottom_diff/"):
