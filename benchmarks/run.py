@@ -263,7 +263,7 @@ def conv_layer_rates(net, reps, sync, backward=False):
         if layer.type != "Convolution":
             continue
         bottom, top = net._bottom_vecs[i], net._top_vecs[i]
-        G, og, ck, L = layer._sizes()
+        G, og, ck, L = layer.sizes
         flops = 2.0 * G * og * ck * L * layer.num
         fwd = []
         for _ in range(reps + 1):

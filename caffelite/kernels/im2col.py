@@ -22,6 +22,7 @@ so overlapping windows accumulate in Caffe's order. Padding and accumulation use
 scratch arrays of ``kernels.workspace``. The output size is floor((in + 2p - (d(k-1)+1)) / s) + 1.
 """
 import itertools
+import math
 
 import numpy as np
 
@@ -33,12 +34,6 @@ LAYOUTS = ("image", "batch_inside", "batch_last")
 # col2im accumulates blocks of about this many bytes, so they stay in a core's cache.
 ACCUM_BLOCK_BYTES = 1 << 19
 
-
-def _count(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def kernel_extent(k, d):
@@ -193,7 +188,7 @@ def col2im(cols, image_shape, kernel, pad, stride, dilation, batch_inside=False,
     items = target.shape[0]
     block = items
     if xp is np:
-        block = max(1, ACCUM_BLOCK_BYTES // max(1, _count(item) * cols.dtype.itemsize))
+        block = max(1, ACCUM_BLOCK_BYTES // max(1, math.prod(item) * cols.dtype.itemsize))
 
     def accumulate(b):
         buf = target[b] if direct else scratch(xp, "accum", (b.stop - b.start,) + item,

@@ -17,6 +17,7 @@ scratch arrays at once asks for different slots:
 A function that takes an ``out`` array from its caller uses only slots the caller does not
 hand it (im2col: "pad"; col2im: "accum").
 """
+import math
 import threading
 
 import numpy as np
@@ -29,13 +30,6 @@ def _device_key(xp):
     return cuda.Device().id if cuda is not None else -1
 
 
-def _count(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
 def scratch(xp, slot, shape, dtype):
     """An uninitialised array of ``shape`` and ``dtype`` in ``xp``, reused across calls."""
     pool = getattr(_local, "pool", None)
@@ -43,7 +37,7 @@ def scratch(xp, slot, shape, dtype):
         pool = _local.pool = {}
     dtype = np.dtype(dtype)
     key = (xp.__name__, _device_key(xp), slot)
-    n = _count(shape)
+    n = math.prod(int(d) for d in shape)
     nbytes = max(n * dtype.itemsize, 1)
     buf = pool.get(key)
     if buf is None or buf.size < nbytes:

@@ -11,6 +11,8 @@ Params: convolution_param {num_output, bias_term, pad, kernel_size, stride, dila
 pad_w, kernel_h, kernel_w, stride_h, stride_w, group, weight_filler (default constant 0),
 bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are ignored.
 """
+import math
+
 from ..backend import get_array_module
 from ..fillers import fill
 from ..kernels import parallel
@@ -84,6 +86,29 @@ class BaseConvolutionLayer(Layer):
             fill(self.blobs[1], p.bias_filler)
 
 
+    def reshape(self, bottom, top):
+        # Runs before every forward: nothing to redo while the shapes stay as they were.
+        if getattr(self, "_shapes_seen", None) == [b.shape for b in bottom] + \
+                [t.shape for t in top]:
+            return
+        shape = self.check_bottoms(bottom)
+        axis = self.geom.channel_axis
+        self.spatial = shape[axis + 1:]
+        self.out_spatial = self.output_spatial(shape)
+        self.num = bottom[0].count_range(0, axis)
+        for t in top:
+            t.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+        self.sizes = self.gemm_sizes()
+        self._shapes_seen = [b.shape for b in bottom] + [t.shape for t in top]
+
+    def output_spatial(self, shape):
+        """The top's spatial shape for a bottom of ``shape`` (checked)."""
+        raise NotImplementedError
+
+    def gemm_sizes(self):
+        """(groups, GEMM rows per group, reduction length per group, positions)."""
+        raise NotImplementedError
+
     def check_bottoms(self, bottom):
         """Every bottom keeps the set-up axes and channels and has bottom[0]'s shape."""
         g = self.geom
@@ -108,45 +133,29 @@ class ConvolutionLayer(BaseConvolutionLayer):
     def weight_shape(self):
         return (self.num_output, self.channels // self.group) + self.geom.kernel
 
-    def reshape(self, bottom, top):
-        # Runs before every forward: nothing to redo while the shapes stay as they were.
-        if getattr(self, "_shapes_seen", None) == [b.shape for b in bottom] + \
-                [t.shape for t in top]:
-            return
-        self._reshape(bottom, top)
-        self._shapes_seen = [b.shape for b in bottom] + [t.shape for t in top]
-
-    def _reshape(self, bottom, top):
+    def output_spatial(self, shape):
         g = self.geom
-        shape = self.check_bottoms(bottom)
-        axis = g.channel_axis
-        self.spatial = shape[axis + 1:]
-        self.out_spatial = g.output_shape(self.spatial)
-        if any(o <= 0 for o in self.out_spatial):
+        out = g.output_shape(self.spatial)
+        if any(o <= 0 for o in out):
             extent = tuple(kernel_extent(k, d) for k, d in zip(g.kernel, g.dilation))
             raise self.error(f"bottom shape {shape} is too small for kernel extent {extent} "
-                             f"with pad {g.pad} (output size {self.out_spatial})")
-        self.num = bottom[0].count_range(0, axis)
-        for t in top:
-            t.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+                             f"with pad {g.pad} (output size {out})")
+        return out
 
     # -- shapes used by the GEMMs -----------------------------------------------------------
-    def _sizes(self):
+    def gemm_sizes(self):
+        """(G, output channels per group, input channels x taps per group, output
+        positions)."""
         G = self.group
-        L = 1
-        for o in self.out_spatial:
-            L *= o
-        kp = 1
-        for k in self.geom.kernel:
-            kp *= k
-        return G, self.num_output // G, (self.channels // G) * kp, L
+        return (G, self.num_output // G, (self.channels // G) * math.prod(self.geom.kernel),
+                math.prod(self.out_spatial))
 
     def _weights(self):
-        G, og, ck, _ = self._sizes()
+        G, og, ck, _ = self.sizes
         return self.blobs[0].data.reshape(G, og, ck)
 
     def _chunks(self):
-        _, _, ck, L = self._sizes()
+        _, _, ck, L = self.sizes
         step = max(1, COL_BUFFER_ELEMENTS // max(1, ck * self.group * L))
         return [slice(i, min(i + step, self.num)) for i in range(0, self.num, step)]
 
@@ -169,7 +178,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
         ``per_image`` (n, G, C/G*prod(k), L). A 1x1 / stride 1 / pad 0 convolution's
         per-image columns are x itself (no copy)."""
         g = self.geom
-        G, _, ck, L = self._sizes()
+        G, _, ck, L = self.sizes
         n = x.shape[0]
         if per_image:
             if g.is_1x1:
@@ -194,14 +203,14 @@ class ConvolutionLayer(BaseConvolutionLayer):
     def _per_image(self):
         """One GEMM per image (large outputs, or a single image); small outputs do one GEMM
         for a chunk of images (small per-image GEMMs run far below the BLAS peak)."""
-        return self._sizes()[3] >= PER_IMAGE_MIN_POSITIONS or self.num == 1
+        return self.sizes[3] >= PER_IMAGE_MIN_POSITIONS or self.num == 1
 
     def _image(self, blob_array):
         return blob_array.reshape((self.num, self.channels) + self.spatial)
 
     # -- forward / backward -----------------------------------------------------------------
     def forward(self, bottom, top):
-        G, og, ck, L = self._sizes()
+        G, og, ck, L = self.sizes
         w = self._weights()
         # Large outputs: one GEMM per image written straight into the top (no transposes).
         # Small ones: one GEMM for the whole chunk of images, then one transposing copy.
@@ -229,7 +238,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
                     parallel.copy(y[c], yc)
 
     def backward(self, top, propagate_down, bottom):
-        G, og, ck, L = self._sizes()
+        G, og, ck, L = self.sizes
         need_w = self.param_needs_grad(0)
         need_b = self.bias_term and self.param_needs_grad(1)
         w = self._weights()
@@ -270,7 +279,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
         """Backward for images with large outputs, one GEMM per image as in Caffe: no
         transposes, and a weight-gradient GEMM of K = L rather than a long, skinny one of
         K = n*L. Image products are added to ``dw`` in image order (Caffe's order)."""
-        G, og, ck, L = self._sizes()
+        G, og, ck, L = self.sizes
         g = self.geom
         xp = get_array_module(dy)
         n = x.shape[0]

@@ -15,6 +15,8 @@ Params: convolution_param {num_output, bias_term, pad, kernel_size, stride, dila
 pad_w, kernel_h, kernel_w, stride_h, stride_w, group, weight_filler (default constant 0),
 bias_filler, axis}; engine and force_nd_im2col do not change the numbers and are ignored.
 """
+import math
+
 from ..kernels.im2col import col2im, im2col, kernel_extent
 from ..layer import register_layer
 from .convolution import COL_BUFFER_ELEMENTS, BaseConvolutionLayer
@@ -33,38 +35,28 @@ class DeconvolutionLayer(BaseConvolutionLayer):
         # maps the top back to the bottom.
         return (self.channels, self.num_output // self.group) + self.geom.kernel
 
-    def reshape(self, bottom, top):
-        g = self.geom
-        shape = self.check_bottoms(bottom)
-        axis = g.channel_axis
-        self.spatial = shape[axis + 1:]
-        self.out_spatial = deconv_output_shape(self.spatial, g)
-        if any(s <= 0 for s in self.spatial) or any(o <= 0 for o in self.out_spatial):
+    def output_spatial(self, shape):
+        out = deconv_output_shape(self.spatial, self.geom)
+        if any(s <= 0 for s in self.spatial) or any(o <= 0 for o in out):
+            g = self.geom
             raise self.error(f"bottom shape {shape} with kernel {g.kernel}, stride {g.stride}, "
                              f"pad {g.pad}, dilation {g.dilation} gives a non-positive output "
-                             f"size {self.out_spatial}")
-        self.num = bottom[0].count_range(0, axis)
-        for t in top:
-            t.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+                             f"size {out}")
+        return out
 
     # -- shapes used by the GEMMs -----------------------------------------------------------
-    def _sizes(self):
+    def gemm_sizes(self):
         """(G, input channels per group, output channels x taps per group, input positions)."""
         G = self.group
-        L = 1
-        for s in self.spatial:
-            L *= s
-        kp = 1
-        for k in self.geom.kernel:
-            kp *= k
-        return G, self.channels // G, (self.num_output // G) * kp, L
+        return (G, self.channels // G, (self.num_output // G) * math.prod(self.geom.kernel),
+                math.prod(self.spatial))
 
     def _weights(self, arr):
-        G, cg, ok, _ = self._sizes()
+        G, cg, ok, _ = self.sizes
         return arr.reshape(G, cg, ok)
 
     def _chunks(self):
-        _, _, ok, L = self._sizes()
+        _, _, ok, L = self.sizes
         step = max(1, COL_BUFFER_ELEMENTS // max(1, ok * self.group * L))
         return [slice(i, min(i + step, self.num)) for i in range(0, self.num, step)]
 
@@ -73,14 +65,14 @@ class DeconvolutionLayer(BaseConvolutionLayer):
 
     def _in_groups(self, arr, c):
         """bottom array rows c -> (G, C_in/G, n*L), the GEMM's right-hand side."""
-        G, cg, _, L = self._sizes()
+        G, cg, _, L = self.sizes
         n = c.stop - c.start
         return arr.reshape(self.num, G, cg, L)[c].transpose(1, 2, 0, 3).reshape(G, cg, n * L)
 
     def _cols_of_top(self, arr, c):
         """im2col of top-shaped array rows c -> (G, og*prod(k), n*L)."""
         g = self.geom
-        G, _, ok, L = self._sizes()
+        G, _, ok, L = self.sizes
         cols = im2col(self._out_image(arr)[c], g.kernel, g.pad, g.stride, g.dilation,
                       batch_inside=True)
         return cols.reshape(G, ok, (c.stop - c.start) * L)
@@ -88,7 +80,7 @@ class DeconvolutionLayer(BaseConvolutionLayer):
     # -- forward / backward -----------------------------------------------------------------
     def forward(self, bottom, top):
         g = self.geom
-        G, cg, ok, L = self._sizes()
+        G, cg, ok, L = self.sizes
         wt = self._weights(self.blobs[0].data).transpose(0, 2, 1)       # (G, og*kp, cg)
         for b, t in zip(bottom, top):
             y = self._out_image(t.data)
@@ -103,7 +95,7 @@ class DeconvolutionLayer(BaseConvolutionLayer):
                     self.blobs[1].data.reshape(-1, 1)
 
     def backward(self, top, propagate_down, bottom):
-        G, cg, ok, L = self._sizes()
+        G, cg, ok, L = self.sizes
         need_w = self.param_needs_grad(0)
         need_b = self.bias_term and self.param_needs_grad(1)
         w = self._weights(self.blobs[0].data)                           # (G, cg, og*kp)
