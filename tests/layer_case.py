@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from caffelite.layer import create_layer, layer_type_list
+from caffelite.proto import caffe_pb2
 from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, make_blobs
 
@@ -36,3 +37,32 @@ def assert_in_place_matches(layer_param, x, dy, dtype=np.float64):
     blob.diff[...] = dy
     in_place.Backward([blob], [True], [blob])
     np.testing.assert_array_equal(blob.diff, bottom[0].diff)
+
+
+def convolution_layer_param(layer_type, name, num_output, n_bottom=1, **kw):
+    """A Convolution-family LayerParameter: bottoms x0.., tops y0.., convolution_param from
+    ``kw`` (lists extend repeated fields), gaussian(0.5) fillers unless given."""
+    lp = caffe_pb2.LayerParameter(name=name, type=layer_type)
+    for i in range(n_bottom):
+        lp.bottom.append(f"x{i}")
+        lp.top.append(f"y{i}")
+    p = lp.convolution_param
+    if num_output is not None:
+        p.num_output = num_output
+    for k, v in kw.items():
+        if isinstance(v, (list, tuple)):
+            getattr(p, k).extend(v)
+        elif k in ("weight_filler", "bias_filler"):
+            getattr(p, k).CopyFrom(v)
+        else:
+            setattr(p, k, v)
+    for k in ("weight_filler", "bias_filler"):
+        if k not in kw:
+            getattr(p, k).CopyFrom(caffe_pb2.FillerParameter(type="gaussian", std=0.5))
+    return lp
+
+
+def expand(v, n):
+    """A geometry value given once or per axis, as n values."""
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return v * n if len(v) == 1 else v

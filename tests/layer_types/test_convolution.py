@@ -12,32 +12,11 @@ from caffelite.proto import caffe_pb2
 from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
 
+from layer_case import convolution_layer_param, expand
+
 
 def conv_param(num_output=4, n_bottom=1, **kw):
-    lp = caffe_pb2.LayerParameter(name="conv", type="Convolution")
-    for i in range(n_bottom):
-        lp.bottom.append(f"x{i}")
-        lp.top.append(f"y{i}")
-    p = lp.convolution_param
-    if num_output is not None:
-        p.num_output = num_output
-    for k, v in kw.items():
-        if isinstance(v, (list, tuple)):
-            getattr(p, k).extend(v)
-        elif k in ("weight_filler", "bias_filler"):
-            getattr(p, k).CopyFrom(v)
-        else:
-            setattr(p, k, v)
-    if "weight_filler" not in kw:
-        p.weight_filler.CopyFrom(caffe_pb2.FillerParameter(type="gaussian", std=0.5))
-    if "bias_filler" not in kw:
-        p.bias_filler.CopyFrom(caffe_pb2.FillerParameter(type="gaussian", std=0.5))
-    return lp
-
-
-def expand(v, n):
-    v = list(v) if isinstance(v, (list, tuple)) else [v]
-    return v * n if len(v) == 1 else v
+    return convolution_layer_param("Convolution", "conv", num_output, n_bottom, **kw)
 
 
 def reference_conv(x, w, b, pad, stride, dilation, group):

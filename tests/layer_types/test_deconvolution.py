@@ -7,31 +7,11 @@ from caffelite.proto import caffe_pb2
 from caffelite.testing.fixtures import replay_net_case
 from caffelite.testing.gradient_check import build_layer, check_gradients, make_blobs
 
+from layer_case import convolution_layer_param, expand
+
 
 def deconv_param(num_output=3, n_bottom=1, layer_type="Deconvolution", **kw):
-    lp = caffe_pb2.LayerParameter(name="deconv", type=layer_type)
-    for i in range(n_bottom):
-        lp.bottom.append(f"x{i}")
-        lp.top.append(f"y{i}")
-    p = lp.convolution_param
-    if num_output is not None:
-        p.num_output = num_output
-    for k, v in kw.items():
-        if isinstance(v, (list, tuple)):
-            getattr(p, k).extend(v)
-        elif k in ("weight_filler", "bias_filler"):
-            getattr(p, k).CopyFrom(v)
-        else:
-            setattr(p, k, v)
-    for k in ("weight_filler", "bias_filler"):
-        if k not in kw:
-            getattr(p, k).CopyFrom(caffe_pb2.FillerParameter(type="gaussian", std=0.5))
-    return lp
-
-
-def expand(v, n):
-    v = list(v) if isinstance(v, (list, tuple)) else [v]
-    return v * n if len(v) == 1 else v
+    return convolution_layer_param(layer_type, "deconv", num_output, n_bottom, **kw)
 
 
 def reference_deconv(x, w, b, pad, stride, dilation, group):
