@@ -1,8 +1,37 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
+import numpy as np
+
 from ..backend import get_array_module
 from ..kernels import parallel
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
+
+# NumPy's maximum(x, 0) and minimum(x, 0) with a scalar 0 run a slow broadcasting loop (~2x
+# the time of an array operand on float32, measured on a 400k-value blob); against a block of
+# zeros they take the vectorised one. The block stays in cache; the bits are the same.
+ZERO_BLOCK = 1 << 16
+_zero_blocks = {}
+
+
+def _zeros(dtype):
+    z = _zero_blocks.get(dtype)
+    if z is None:
+        z = _zero_blocks[dtype] = np.zeros(ZERO_BLOCK, dtype)
+        z.flags.writeable = False
+    return z
+
+
+def against_zero(name, x, y):
+    """y = xp.<name>(x, 0) for name "maximum" or "minimum" (flat arrays; y may be x)."""
+    xp = get_array_module(x)
+    f = getattr(xp, name)
+    if xp is not np:
+        f(x, x.dtype.type(0), out=y)
+        return
+    z = _zeros(x.dtype)
+    for i in range(0, x.size, ZERO_BLOCK):
+        j = min(i + ZERO_BLOCK, x.size)
+        f(x[i:j], z[:j - i], out=y[i:j])
 
 
 @register_layer("ReLU", v1="RELU")
@@ -27,16 +56,14 @@ class ReLULayer(Layer):
                             get_array_module(x))
 
     def _forward_flat(self, x, y):
-        xp = get_array_module(x)
-        zero = x.dtype.type(0)
         if self.negative_slope:
-            neg = scratch(xp, "a", x.shape, x.dtype)
-            xp.minimum(x, zero, out=neg)
+            neg = scratch(get_array_module(x), "a", x.shape, x.dtype)
+            against_zero("minimum", x, neg)
             neg *= x.dtype.type(self.negative_slope)
-            xp.maximum(x, zero, out=y)          # y may be x (in place): neg is taken first
+            against_zero("maximum", x, y)       # y may be x (in place): neg is taken first
             y += neg
         else:
-            xp.maximum(x, zero, out=y)
+            against_zero("maximum", x, y)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

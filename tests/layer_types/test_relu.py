@@ -79,6 +79,24 @@ def test_in_place(ns):
     np.testing.assert_allclose(blob.diff, dy * np.where(x > 0, 1.0, ns32), rtol=1e-12)
 
 
+@pytest.mark.parametrize("ns", [0.0, 0.1])
+def test_blocked_forward_matches_plain_maximum(ns):
+    # the host path clamps against a block of zeros, several blocks here; NaN, infinities
+    # and signed zeros must come out as NumPy's maximum / minimum with a scalar 0 gives them
+    from caffelite.layer_types.relu import ZERO_BLOCK
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(3 * ZERO_BLOCK + 5).astype(np.float32)
+    x[[0, 7, ZERO_BLOCK, -1, -2, -3]] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -np.nan]
+    bottom = make_blobs([x], dtype=np.float32)
+    layer, top = build_layer(layer_param(f"negative_slope: {ns}"), bottom, dtype=np.float32)
+    layer.Forward(bottom, top)
+    s = np.float32(ns)
+    with np.errstate(invalid="ignore"):
+        want = np.maximum(x, np.float32(0)) + s * np.minimum(x, np.float32(0)) if ns \
+            else np.maximum(x, np.float32(0))
+    np.testing.assert_array_equal(top[0].data.view(np.int32), want.view(np.int32))
+
+
 def test_float32_stays_float32():
     bottom = make_blobs([np.array([-1.0, 2.0])], dtype=np.float32)
     layer, top = build_layer(layer_param("negative_slope: 0.1"), bottom, dtype=np.float32)
