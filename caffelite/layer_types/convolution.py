@@ -24,6 +24,9 @@ from .conv_geometry import parse_conv_geometry
 # Columns for a whole batch can be large (C*prod(k) times the input); the batch is processed
 # in chunks whose column buffer stays under this many elements.
 COL_BUFFER_ELEMENTS = 1 << 23
+# The one-GEMM-per-image path takes fewer images at a time, so each chunk's columns are still
+# in cache when its GEMMs read them (ResNet-50 half width, batch 16: 4% faster than 1 << 23).
+PER_IMAGE_COL_ELEMENTS = 1 << 20
 # Forward runs one GEMM per image when an image has at least this many output positions.
 PER_IMAGE_MIN_POSITIONS = 512
 # Small-batch GEMMs use the batch_last column layout up to this output width (see _layout).
@@ -156,7 +159,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
 
     def _chunks(self):
         _, _, ck, L = self.sizes
-        step = max(1, COL_BUFFER_ELEMENTS // max(1, ck * self.group * L))
+        limit = PER_IMAGE_COL_ELEMENTS if self._per_image() else COL_BUFFER_ELEMENTS
+        step = max(1, limit // max(1, ck * self.group * L))
         return [slice(i, min(i + step, self.num)) for i in range(0, self.num, step)]
 
     def _layout(self, n):
