@@ -34,6 +34,13 @@ def torch_version():
     return torch.__version__
 
 
+def opencv_can_disable_winograd():
+    """OpenCV 4.7 and later compute 3x3 convolutions with Winograd by default and let a
+    net turn that off."""
+    import cv2
+    return hasattr(cv2.dnn.Net, "enableWinograd")
+
+
 def opencv_version():
     import cv2
     return cv2.__version__

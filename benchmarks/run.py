@@ -246,13 +246,27 @@ def _check_solver_step(wl, dev):
 
 
 # -- OpenCV ---------------------------------------------------------------------------------
-def opencv_side(wl, ref_net, ctx):
+def opencv_side(wl, ref_net, ctx, winograd=True):
+    """OpenCV as it loads a model by default, or (``winograd`` False) with its Winograd
+    F(6x6, 3x3) path for 3x3 convolutions turned off: the direct convolutions that compute
+    what caffelite computes with Caffe's roundings (reported beside the default, to show
+    how much of OpenCV's lead comes from Winograd)."""
     cvnet = peers.opencv_net(ref_net, ctx["tmp"], wl.name)
+    if not winograd:
+        cvnet.enableWinograd(False)
     inputs = wl.make_inputs()
     cvnet.setInput(inputs["data"], "data")
     got = cvnet.forward(wl.output)
     err = rel_err(got, ctx["ref_output"])
-    return Side("opencv", lambda: cvnet.forward(wl.output)), err
+    name = "opencv" if winograd else "opencv_direct"
+    return Side(name, lambda: cvnet.forward(wl.output)), err
+
+
+def opencv_direct_side(wl, ref_net, ctx):
+    return opencv_side(wl, ref_net, ctx, winograd=False)
+
+
+PEER_SIDES = {"torch": torch_side, "opencv": opencv_side, "opencv_direct": opencv_direct_side}
 
 
 # -- CaffeNet per-convolution GFLOP/s ------------------------------------------------------
@@ -345,6 +359,7 @@ def main(argv=None):
 
     have_torch = peers.have_torch()
     have_cv = peers.have_opencv() and not args.gpu
+    have_cv_direct = have_cv and peers.opencv_can_disable_winograd()
     if have_torch:
         import torch
         if args.gpu and not torch.cuda.is_available():
@@ -388,16 +403,16 @@ def main(argv=None):
                 if folded_err > AGREE_RTOL:
                     raise SystemExit(f"{wl.name}: folded net disagrees ({folded_err:.2e})")
             sides, row = [side], {"workload": wl.title, "name": wl.name, "peers": {}}
-            for peer in ("torch", "opencv"):
-                have = have_torch if peer == "torch" else have_cv
-                if peer not in wl.peers:
+            for peer in ("torch", "opencv", "opencv_direct"):
+                have = {"torch": have_torch, "opencv": have_cv,
+                        "opencv_direct": have_cv_direct}[peer]
+                if peer.split("_")[0] not in wl.peers:
                     continue
                 if not have:
                     row["peers"][peer] = {"status": "not installed"}
                     continue
                 try:
-                    fn = torch_side if peer == "torch" else opencv_side
-                    s, err = fn(wl, ref_net, ctx)
+                    s, err = PEER_SIDES[peer](wl, ref_net, ctx)
                 except Exception as e:             # a peer that cannot run it is reported
                     row["peers"][peer] = {"status": f"failed: {type(e).__name__}: {e}"[:80]}
                     continue
@@ -439,11 +454,14 @@ def _print_row(row):
 def _print_table(results, peak, conv_rows, mem, have_torch, have_cv, gpu):
     torch_name = "PyTorch CUDA" if gpu else "PyTorch CPU"
     print()
-    print(f"| workload | caffelite | Caffe 1.0 | {torch_name} | ratio | OpenCV DNN | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    direct = any("opencv_direct" in r["peers"] for r in results)
+    cols = ("torch", "opencv") + (("opencv_direct",) if direct else ())
+    print(f"| workload | caffelite | Caffe 1.0 | {torch_name} | ratio | OpenCV DNN | ratio |"
+          + (" OpenCV, Winograd off | ratio |" if direct else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if direct else ""))
     for r in results:
         cells = [r["workload"], fmt_ms(r["caffelite"]), "not available"]
-        for p in ("torch", "opencv"):
+        for p in cols:
             info = r["peers"].get(p)
             if info is None:
                 cells += ["—", "—"]
