@@ -132,8 +132,8 @@ def caffelite_side(wl, ctx):
         return Side("caffelite", lambda: solver.step(1), ctx["sync"]), solver
     net = W.build_net(wl)
     if ctx.get("fold") and wl.kind == "forward":
-        from caffelite.transforms import fold_batchnorm
-        net = fold_batchnorm(net)
+        from caffelite.transforms import fold_batchnorm, fuse_relu
+        net = fuse_relu(fold_batchnorm(net))
     fn = net.forward_backward if wl.kind == "fwdbwd" else net.forward_prefilled
     return Side("caffelite", fn, ctx["sync"]), net
 
@@ -330,7 +330,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=None, help="timed runs per side")
     ap.add_argument("--only", default="", help="comma-separated workload names")
     ap.add_argument("--no-fold", action="store_true",
-                    help="do not fold BatchNorm+Scale into convolutions for inference")
+                    help="time inference nets as written: no BatchNorm+Scale folding, no "
+                         "ReLU fusion")
     ap.add_argument("--json", default="", help="also write the results to this file")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for every side (BLAS, torch, OpenCV); default: all cores")

@@ -1,4 +1,5 @@
 """Net transforms a user opts into; each returns a new Net and leaves the given one alone.
+For inference, ``fuse_relu(fold_batchnorm(net))`` applies both.
 
 ``fold_batchnorm(net)``: the inference-time folding of ``Convolution -> BatchNorm
 (global statistics) [-> Scale]`` into the convolution alone. With the BatchNorm statistics
@@ -124,3 +125,34 @@ def _copy_weights(src, dst, chains):
         b2 = a * (b - mean) + beta
         for blob, value in ((target.blobs[0], w2), (target.blobs[1], b2)):
             blob.data[...] = to_device(value.astype(blob.dtype).reshape(blob.shape), blob.xp)
+
+
+def _fusable_producer(layer):
+    return layer.type == "Convolution" or (
+        layer.type == "Eltwise" and layer.op == caffe_pb2.EltwiseParameter.SUM)
+
+
+def fuse_relu(net):
+    """A new Net computing ``net``'s forward (and backward) with every in-place ReLU applied
+    by the Convolution or Eltwise SUM layer just before it, on each piece of output while it
+    is still in cache, instead of in a pass of its own over the whole blob. Same operations
+    in the same order, so the same bits; the ReLU layers stay in the net (its prototxt,
+    blobs and layer list are unchanged) and do nothing in forward. Chains are found as
+    ``fold_batchnorm`` finds them: the ReLU must be the very next layer, read the producer's
+    only top and write it in place."""
+    from .net import Net
+    fused = Net(net.param)                   # the param carries the state (phase, stages)
+    _copy_weights(net, fused, {})
+    for name in net.inputs:
+        if name in fused.blobs and fused.blobs[name].shape == net.blobs[name].shape:
+            fused.blobs[name].data[...] = net.blobs[name].data
+    params = fused._layer_params
+    for i in range(len(fused.layers) - 1):
+        producer, relu = fused.layers[i], fused.layers[i + 1]
+        lp, rp = params[i], params[i + 1]
+        if relu.type != "ReLU" or not _fusable_producer(producer) or len(lp.top) != 1 or \
+                list(rp.bottom) != [lp.top[0]] or list(rp.top) != [lp.top[0]]:
+            continue
+        producer.fused_relu = relu.negative_slope
+        relu.absorbed = True
+    return fused

@@ -13,6 +13,8 @@ bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are
 """
 import math
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..fillers import fill
 from ..kernels import parallel
@@ -20,6 +22,7 @@ from ..kernels.im2col import col2im, im2col, kernel_extent
 from ..kernels.workspace import scratch
 from ..layer import Layer, register_layer
 from .conv_geometry import parse_conv_geometry
+from .relu import relu_flat
 
 # Columns for a whole batch can be large (C*prod(k) times the input); the batch is processed
 # in chunks whose column buffer stays under this many elements.
@@ -228,8 +231,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 n = c.stop - c.start
                 if per_image:
                     xp.matmul(w, self._cols(x[c], per_image=True), out=y[c])
-                    if bias is not None:
-                        parallel.ufunc(xp.add, y[c], bias, out=y[c])
+                    self._epilogue(y[c], bias)
                     continue
                 layout = self._layout(n)
                 yc = scratch(xp, "a", (G, og, n * L), x.dtype)
@@ -240,6 +242,38 @@ class ConvolutionLayer(BaseConvolutionLayer):
                     parallel.ufunc(xp.add, yc, bias, out=y[c])
                 else:
                     parallel.copy(y[c], yc)
+                self._epilogue(y[c], None)
+
+    # Set by caffelite.transforms.fuse_relu: the negative_slope of the in-place ReLU that
+    # follows this layer, applied here to each chunk of output while it is in cache.
+    fused_relu = None
+
+    def _epilogue(self, y, bias):
+        """The bias (if given) and the fused ReLU (if any) on a chunk y (n, G, og, L) of the
+        top, split over its channels for the host threads."""
+        ns = self.fused_relu
+        if ns is None:
+            if bias is not None:
+                parallel.ufunc(get_array_module(y).add, y, bias, out=y)
+            return
+        xp = get_array_module(y)
+        n = y.shape[0]
+        rows = y.reshape(n, -1, y.shape[-1])
+        b = None if bias is None else bias.reshape(-1, 1)
+        if xp is not np:
+            if b is not None:
+                xp.add(rows, b, out=rows)
+            relu_flat(rows.reshape(-1), rows.reshape(-1), ns)
+            return
+
+        def piece(s):
+            for j in range(n):
+                part = rows[j, s]
+                if b is not None:
+                    np.add(part, b[s], out=part)
+                flat = part.reshape(-1)
+                relu_flat(flat, flat, ns)
+        parallel.for_slices(rows.shape[1], piece, y.size)
 
     def backward(self, top, propagate_down, bottom):
         G, og, ck, L = self.sizes

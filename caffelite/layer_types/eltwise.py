@@ -1,8 +1,11 @@
 """Eltwise: element-wise PROD, SUM (with per-bottom coefficients) or MAX of k >= 2 bottoms."""
+import numpy as np
+
 from ..backend import get_array_module
 from ..kernels import parallel
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
+from .relu import ZERO_BLOCK, relu_flat
 
 _OP = caffe_pb2.EltwiseParameter
 _OP_NAMES = {_OP.PROD: "PROD", _OP.SUM: "SUM", _OP.MAX: "MAX"}
@@ -58,6 +61,10 @@ class EltwiseLayer(Layer):
             # y may alias bottom 0 only (in place is top i == bottom i), and every update is
             # element by element, so the sum builds in y: c0 x0 (+ c_i x_i ...).
             c0, c1 = self.coeffs[0], self.coeffs[1]
+            if c0 == 1 and c1 == 1 and len(bottom) == 2 and self.fused_relu is not None:
+                self._add_relu(bottom[0].data.reshape(-1), bottom[1].data.reshape(-1),
+                               y.reshape(-1))
+                return
             if c0 == 1 and c1 == 1:
                 parallel.ufunc(xp.add, bottom[0].data.reshape(-1), bottom[1].data.reshape(-1),
                                out=y.reshape(-1))
@@ -72,6 +79,10 @@ class EltwiseLayer(Layer):
                     y += b.data
                 else:
                     y += c * b.data
+            if self.fused_relu is not None:
+                yf = y.reshape(-1)
+                parallel.for_slices(yf.size, lambda s: relu_flat(yf[s], yf[s], self.fused_relu),
+                                    yf.size, xp)
         else:
             a, b = bottom[0].data, bottom[1].data
             first = a > b
@@ -83,6 +94,23 @@ class EltwiseLayer(Layer):
                 mask[better] = i
             y[...] = best
             self.max_idx = mask
+
+    # Set by caffelite.transforms.fuse_relu (SUM only): the negative_slope of the in-place
+    # ReLU that follows, applied here while the sum is in cache.
+    fused_relu = None
+
+    def _add_relu(self, a, b, y):
+        """y = ReLU(a + b), block by block (the same roundings as the two layers)."""
+        ns = self.fused_relu
+        xp = get_array_module(y)
+        step = ZERO_BLOCK if xp is np else max(1, y.size)     # one pass each on a GPU
+
+        def piece(s):
+            for i in range(s.start, s.stop, step):
+                blk = slice(i, min(i + step, s.stop))
+                xp.add(a[blk], b[blk], out=y[blk])
+                relu_flat(y[blk], y[blk], ns)
+        parallel.for_slices(y.size, piece, y.size, xp)
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff

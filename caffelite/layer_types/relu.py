@@ -21,17 +21,35 @@ def _zeros(dtype):
     return z
 
 
-def against_zero(name, x, y):
-    """y = xp.<name>(x, 0) for name "maximum" or "minimum" (flat arrays; y may be x)."""
+def relu_flat(x, y, negative_slope=0.0):
+    """y = max(x, 0) + negative_slope * min(x, 0) on flat arrays (y may be x); on the host
+    a block at a time against the zero block. Also the epilogue of the layers a ReLU is
+    fused into (``caffelite.transforms.fuse_relu``)."""
     xp = get_array_module(x)
-    f = getattr(xp, name)
+    ns = x.dtype.type(negative_slope)
     if xp is not np:
-        f(x, x.dtype.type(0), out=y)
+        zero = x.dtype.type(0)
+        if negative_slope:
+            neg = xp.minimum(x, zero)
+            neg *= ns
+            xp.maximum(x, zero, out=y)
+            y += neg
+        else:
+            xp.maximum(x, zero, out=y)
         return
     z = _zeros(x.dtype)
+    neg = scratch(np, "relu", (min(ZERO_BLOCK, x.size),), x.dtype) if negative_slope else None
     for i in range(0, x.size, ZERO_BLOCK):
         j = min(i + ZERO_BLOCK, x.size)
-        f(x[i:j], z[:j - i], out=y[i:j])
+        zb = z[:j - i]
+        if negative_slope:
+            t = neg[:j - i]
+            np.minimum(x[i:j], zb, out=t)
+            t *= ns
+            np.maximum(x[i:j], zb, out=y[i:j])      # y may be x: the negative part is taken
+            y[i:j] += t
+        else:
+            np.maximum(x[i:j], zb, out=y[i:j])
 
 
 @register_layer("ReLU", v1="RELU")
@@ -49,21 +67,18 @@ class ReLULayer(Layer):
         if top[0] is not bottom[0]:
             top[0].reshape(bottom[0].shape)
 
+    # Set by caffelite.transforms.fuse_relu when the layer that produces this (in-place)
+    # ReLU's blob applies it itself, while its output is still in cache.
+    absorbed = False
+
     def forward(self, bottom, top):
+        if self.absorbed:
+            return
         # element-wise: flat pieces go to parallel threads
         x, y = bottom[0].data.reshape(-1), top[0].data.reshape(-1)
-        parallel.for_slices(x.size, lambda s: self._forward_flat(x[s], y[s]), x.size,
+        ns = self.negative_slope
+        parallel.for_slices(x.size, lambda s: relu_flat(x[s], y[s], ns), x.size,
                             get_array_module(x))
-
-    def _forward_flat(self, x, y):
-        if self.negative_slope:
-            neg = scratch(get_array_module(x), "a", x.shape, x.dtype)
-            against_zero("minimum", x, neg)
-            neg *= x.dtype.type(self.negative_slope)
-            against_zero("maximum", x, y)       # y may be x (in place): neg is taken first
-            y += neg
-        else:
-            against_zero("maximum", x, y)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
