@@ -34,6 +34,8 @@ class Blob:
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
         shape = tuple(int(d) for d in shape)
+        if shape == self._shape:              # every layer reshapes its tops on each forward
+            return
         if len(shape) > MAX_AXES:
             raise CaffeliteError(f"blob shape {shape} has more than {MAX_AXES} axes")
         if any(d < 0 for d in shape):

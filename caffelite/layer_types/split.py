@@ -12,6 +12,8 @@ class SplitLayer(Layer):
         for t in top:
             if t is bottom[0]:
                 raise self.error("does not allow in-place computation")
+            if t.shape == bottom[0].shape and t.shares_memory_with(bottom[0]):
+                continue                      # as set up by the last forward
             t.reshape(bottom[0].shape)
             t.share_data(bottom[0])
 
