@@ -138,11 +138,15 @@ class MaxPoolingMixin:
         xp = get_array_module(dy)
         valid = scratch(xp, "b", idx.shape, bool)
         xp.greater_equal(idx, 0, out=valid)
-        vals = scratch(xp, "a", idx.shape, dy.dtype)
-        vals.fill(0)
-        xp.copyto(vals, dy, where=valid)
         flat = scratch(xp, "c", idx.shape, np.int64)
-        xp.maximum(idx, 0, out=flat)
+        if bool(valid.all()):                 # the usual case: every window had a winner
+            vals = dy
+            flat[...] = idx
+        else:
+            vals = scratch(xp, "a", idx.shape, dy.dtype)
+            vals.fill(0)
+            xp.copyto(vals, dy, where=valid)
+            xp.maximum(idx, 0, out=flat)
         flat += base
         dx = dx.reshape(-1)
         dx.fill(0)

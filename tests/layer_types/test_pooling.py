@@ -154,6 +154,25 @@ def test_max_ignores_pad_cells_for_negative_inputs():
     assert (top[0].data < -1.0).all()             # a zero pad cell would have won
 
 
+def test_max_window_without_a_winner_sends_no_gradient():
+    # Caffe scans from -FLT_MAX keeping strictly greater values: an all-NaN window keeps
+    # -FLT_MAX and mask -1 (Caffe's CPU backward then writes out of bounds; here it sends
+    # nothing), and every other window routes its diff as usual
+    x = np.random.default_rng(6).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    x[0, 1, :2, :2] = np.nan
+    bottom = make_blobs([x], dtype=np.float32)
+    layer, top = build_layer(pool_param(2, kernel_size=2, stride=2), bottom, dtype=np.float32)
+    layer.Forward(bottom, top)
+    flt_max = np.finfo(np.float32).max
+    assert top[0].data[0, 1, 0, 0] == -flt_max and top[1].data[0, 1, 0, 0] == -1
+    ref, arg, div = reference_pool(x[:, :1].astype(np.float64), P.MAX, (2, 2), (0, 0), (2, 2))
+    top[0].diff[...] = 1.0
+    layer.Backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff[0, 1, :2, :2], 0)
+    assert bottom[0].diff[0, 1].sum() == 3 and bottom[0].diff[0, 0].sum() == 4
+    np.testing.assert_array_equal(top[1].data[:, :1], arg)
+
+
 def test_float32_forward():
     x = np.random.default_rng(5).standard_normal((2, 3, 7, 7))
     for pool in (P.MAX, P.AVE):
