@@ -18,6 +18,16 @@ def _resnet_block(fixtures_dir):
     return case, data, net
 
 
+def _forward_matches_caffe(net, case, data):
+    """Caffe's inputs in, every blob a later layer reads keeps its name and Caffe's value."""
+    for b in case["inputs"]:
+        net.blobs[b].data[...] = data[f"input/{key(b)}"]
+    net.forward()
+    for b in ("res1_sum", "pool", "fc", "loss"):
+        np.testing.assert_allclose(net.blobs[b].data, data[f"output/{key(b)}"],
+                                   rtol=1e-3, atol=1e-5)
+
+
 def test_folded_resnet_block_matches_caffe(fixtures_dir):
     case, data, net = _resnet_block(fixtures_dir)
     before = {n: [b.data.copy() for b in blobs] for n, blobs in net.params.items()}
@@ -25,13 +35,7 @@ def test_folded_resnet_block_matches_caffe(fixtures_dir):
     types = [layer.type for layer in folded.layers]
     assert "BatchNorm" not in types and "Scale" not in types
     assert types.count("Convolution") == 2
-    for b in case["inputs"]:
-        folded.blobs[b].data[...] = data[f"input/{key(b)}"]
-    folded.forward()
-    # every blob a later layer reads keeps its name and Caffe's value
-    for b in ("res1_sum", "pool", "fc", "loss"):
-        np.testing.assert_allclose(folded.blobs[b].data, data[f"output/{key(b)}"],
-                                   rtol=1e-3, atol=1e-5)
+    _forward_matches_caffe(folded, case, data)
     # the given net is left alone
     assert [layer.type for layer in net.layers].count("BatchNorm") == 2
     for n, blobs in net.params.items():
@@ -166,9 +170,4 @@ def test_folded_and_fused_resnet_block_matches_caffe(fixtures_dir):
     case, data, net = _resnet_block(fixtures_dir)
     fast = fuse_relu(fold_batchnorm(net))
     assert any(getattr(layer, "absorbed", False) for layer in fast.layers)
-    for b in case["inputs"]:
-        fast.blobs[b].data[...] = data[f"input/{key(b)}"]
-    fast.forward()
-    for b in ("res1_sum", "pool", "fc", "loss"):
-        np.testing.assert_allclose(fast.blobs[b].data, data[f"output/{key(b)}"],
-                                   rtol=1e-3, atol=1e-5)
+    _forward_matches_caffe(fast, case, data)
