@@ -107,6 +107,24 @@ def test_lenet_training_on_gpu_follows_caffe(case_dir, gpu_mode):
                 _compare(f"{case['name']}: {k}", blob.data, data[k], rtol, atol)
 
 
+def test_inference_transforms_on_gpu(gpu_mode):
+    # fold_batchnorm + fuse_relu on the device: the fused epilogues take their CuPy branch
+    from caffelite.transforms import fold_batchnorm, fuse_relu
+    case_dir = find_fixtures_dir() / "nets" / "resnet_block"
+    case, data = load_case(case_dir)
+    with chdir(case_dir):
+        net = caffe.Net("net.prototxt", case["weights"], caffe.TEST)
+    fast = fuse_relu(fold_batchnorm(net))
+    assert any(getattr(layer, "absorbed", False) for layer in fast.layers)
+    for n in (net, fast):
+        for b in case["inputs"]:
+            put(n.blobs[b].data, data[f"input/{key(b)}"])
+        n.forward()
+    for b in ("res1_sum", "pool", "fc", "loss"):
+        _close(b, fast.blobs[b].data, data[f"output/{key(b)}"], 1e-3, 1e-5)
+        _close(b, fast.blobs[b].data, net.blobs[b].data, RTOL, ATOL)
+
+
 def test_scratch_buffers_live_on_the_device(gpu_mode):
     from caffelite.kernels.workspace import scratch
     a = scratch(cupy, "a", (3, 4), np.float32)
