@@ -22,10 +22,17 @@ from .net_spec import NetSpec, layers, params, to_proto
 from .solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
                       RMSPropSolver, SGDSolver, get_solver)
 
+# ``log`` here is pycaffe's function; the module caffelite/log.py stays importable by name
+# (``from caffelite.log import ...``), which is how caffelite itself imports it.
+from .pycaffe_runtime import (NCCL, Timer, has_nccl, init_log, log, set_multiprocess,
+                              set_solver_count, set_solver_rank, solver_count, solver_rank)
+
 __version__ = "1.0.0"
 
 __all__ = ["Net", "Blob", "Layer", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu",
            "set_device", "set_random_seed", "layer_type_list", "register_layer",
            "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver",
            "AdamSolver", "get_solver", "Classifier", "Detector", "NetSpec", "layers", "params",
-           "to_proto", "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError"]
+           "to_proto", "CaffeliteError", "LayerError", "NetError", "PrototxtError", "WeightsError",
+           "init_log", "log", "Timer", "solver_count", "set_solver_count", "solver_rank",
+           "set_solver_rank", "set_multiprocess", "has_nccl", "NCCL"]

@@ -99,6 +99,22 @@ class Blob:
     def diff(self, value):
         self._diff[...] = backend.to_device(value, self.xp)
 
+    # pycaffe's device addresses of data and diff (ints), for handing the memory to CUDA code
+    @property
+    def _gpu_data_ptr(self):
+        return self._device_address(self._data)
+
+    @property
+    def _gpu_diff_ptr(self):
+        return self._device_address(self._diff)
+
+    def _device_address(self, array):
+        if self.xp is np:
+            raise CaffeliteError("this blob lives in host memory (it was made in CPU mode): "
+                                 "it has no GPU pointer; call caffe.set_mode_gpu() before "
+                                 "building the net")
+        return int(array.data.ptr)
+
     def share_data(self, other):
         """Use other's data memory (sizes must agree), as Caffe's ShareData."""
         if other.count != self.count:

@@ -125,6 +125,11 @@ def test_inference_transforms_on_gpu(gpu_mode):
         _close(b, fast.blobs[b].data, net.blobs[b].data, RTOL, ATOL)
 
 
+def test_blob_gpu_pointers(gpu_mode):
+    blob = caffe.Blob((2, 3))
+    assert blob._gpu_data_ptr == blob.data.data.ptr != blob._gpu_diff_ptr == blob.diff.data.ptr
+
+
 def test_scratch_buffers_live_on_the_device(gpu_mode):
     from caffelite.kernels.workspace import scratch
     a = scratch(cupy, "a", (3, 4), np.float32)
