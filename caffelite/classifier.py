@@ -32,20 +32,19 @@ def configure_transformer(net, mean=None, input_scale=None, raw_scale=None,
     if mean is not None:
         mean = np.asarray(mean)
         channels, height, width = shape[1:]
+        # an image mean of another H×W is resized to the input's by set_mean, as pycaffe
         ok = (mean.ndim == 1 and mean.shape[0] == channels) or \
-             (mean.ndim == 3 and mean.shape == (channels, height, width)) or \
-             (mean.ndim == 2 and channels == 1 and mean.shape == (height, width))
+             (mean.ndim == 3 and mean.shape[0] == channels) or \
+             (mean.ndim == 2 and channels == 1)
         if not ok:
             hint = ""
-            if mean.ndim == 3 and mean.shape[0] == channels:
-                hint = (f"; a {mean.shape[1]}×{mean.shape[2]} image mean can be reduced to "
-                        f"per-channel values with mean.mean(1).mean(1)")
-            elif mean.ndim == 3 and mean.shape[-1] == channels:
+            if mean.ndim == 3 and mean.shape[-1] == channels:
                 hint = ("; the mean looks H×W×C: transpose it to C×H×W with "
                         "mean.transpose(2, 0, 1)")
             raise ClassifierError(f"{who}: mean has shape {mean.shape}, but net input '{in_}' "
                                   f"is {shape}: give a per-channel mean of shape ({channels},) "
-                                  f"or a C×H×W mean of shape {(channels, height, width)}{hint}")
+                                  f"or a C×H×W mean with {channels} channels (any H×W; it is "
+                                  f"resized to {height}×{width}){hint}")
         transformer.set_mean(in_, mean)
     if input_scale is not None:
         transformer.set_input_scale(in_, input_scale)

@@ -157,6 +157,15 @@ def resize_image(im, new_dims, interp_order=1):
     return (resized * (hi - lo) + lo).astype(np.float32)
 
 
+def _resized_mean(mean, dims):
+    """A C×H×W mean resized to C×dims through resize_image (which works on [0, 1])."""
+    lo, hi = float(mean.min()), float(mean.max())
+    if hi == lo:
+        return np.full((mean.shape[0],) + tuple(dims), lo, dtype=np.float32)
+    unit = (mean - lo) / (hi - lo)
+    return resize_image(unit.transpose(1, 2, 0), dims).transpose(2, 0, 1) * (hi - lo) + lo
+
+
 def oversample(images, crop_dims):
     """The 10 crops of each H×W×K image: 4 corners and the centre, then their mirrors."""
     im_shape = np.array(images[0].shape)
@@ -249,7 +258,10 @@ class Transformer:
         self.raw_scale[in_] = scale
 
     def set_mean(self, in_, mean):
-        """A per-channel mean (C,) or an elementwise mean (C×H×W or H×W)."""
+        """A per-channel mean (C,) or an elementwise mean (C×H×W or H×W). An elementwise
+        mean of another H×W (ImageNet's 256×256 mean for a 227×227 input) is resized to the
+        input's, as pycaffe does: stretched to [0, 1], resized with ``resize_image``, and
+        mapped back."""
         self._check_input(in_)
         mean = np.asarray(mean)
         if mean.ndim == 1:
@@ -260,8 +272,12 @@ class Transformer:
             shape = (1,) + mean.shape if mean.ndim == 2 else mean.shape
             if len(shape) != 3:
                 raise ValueError("Mean shape invalid")
-            if tuple(shape) != tuple(self.inputs[in_][1:]):
-                raise ValueError("Mean shape incompatible with input shape.")
+            want = tuple(self.inputs[in_][1:])
+            if tuple(shape) != want:
+                if shape[0] != want[0]:
+                    raise ValueError(f"Mean shape incompatible with input shape: the mean has "
+                                     f"{shape[0]} channels, input {in_!r} has {want[0]}")
+                mean = _resized_mean(mean.reshape(shape), want[1:])
         self.mean[in_] = mean
 
     def set_input_scale(self, in_, scale):

@@ -83,7 +83,7 @@ def test_predict_rejects_bad_images(tmp_path, images, match):
 
 
 @pytest.mark.parametrize("mean,match", [
-    (np.zeros((3, 8, 8)), r"mean has shape \(3, 8, 8\).*mean.mean\(1\).mean\(1\)"),
+    (np.zeros((2, 8, 8)), r"mean has shape \(2, 8, 8\).*3 channels"),
     (np.zeros(4), r"mean has shape \(4,\).*shape \(3,\)"),
     (np.zeros((6, 6, 3)), "transpose"),
 ])
@@ -92,6 +92,17 @@ def test_bad_mean_is_named(tmp_path, mean, match):
         Classifier(write_net(tmp_path), None, mean=mean)
     with pytest.raises(ValueError):          # also a ValueError, as pycaffe raises
         Classifier(write_net(tmp_path), None, mean=mean)
+
+
+def test_an_image_mean_of_another_size_is_resized(tmp_path):
+    # ImageNet's 256x256 mean for a 227x227 input, in small: pycaffe resizes it
+    mean = np.random.RandomState(4).rand(3, 8, 8) * 100
+    clf = Classifier(write_net(tmp_path), None, mean=mean)
+    got = clf.transformer.mean[clf.inputs[0]]
+    assert got.shape == (3, 6, 6)
+    lo, hi = mean.min(), mean.max()
+    want = caffe_io.resize_image(((mean - lo) / (hi - lo)).transpose(1, 2, 0), (6, 6))
+    np.testing.assert_allclose(got, want.transpose(2, 0, 1) * (hi - lo) + lo, rtol=1e-5)
 
 
 def test_bad_image_dims_and_channel_swap(tmp_path):

@@ -90,6 +90,10 @@ def test_transformer_preprocess_and_deprocess():
     assert t.preprocess("data", np.random.random((8, 10, 3))).shape == (3, 4, 5)
     with pytest.raises(ValueError):
         t.set_mean("data", np.zeros(4))
+    with pytest.raises(ValueError, match="2 channels"):
+        t.set_mean("data", np.zeros((2, 4, 5)))
+    t.set_mean("data", np.full((3, 9, 7), 7.0))        # another H×W: resized (a constant stays)
+    np.testing.assert_array_equal(t.mean["data"], np.full((3, 4, 5), 7.0))
     with pytest.raises(ValueError):
         t.set_transpose("data", (1, 0))
     with pytest.raises(KeyError):
