@@ -6,32 +6,44 @@ from collections import OrderedDict
 from .blob import Blob
 from .errors import CaffeliteError, NetError, layer_error
 from .layer import create_layer
+from .log import logger
 from .net_rules import filter_net, insert_splits
 from . import net_api, net_build, net_debug
 
 TRAIN, TEST = 0, 1
 
 
+_NET_ARGS = ("network_file", "phase", "level", "stages", "weights")
+
+
 def _parse_args(args, kwargs):
-    """Sort out pycaffe's constructor forms into (source, phase, level, stages, weights)."""
-    kwargs = dict(kwargs)
-    level = kwargs.pop("level", 0)
-    stages = kwargs.pop("stages", None) or []
-    weights = kwargs.pop("weights", None)
-    phase = kwargs.pop("phase", None)
-    if kwargs:
-        raise TypeError(f"Net() got unexpected arguments {sorted(kwargs)}")
-    if not args:
+    """Sort out pycaffe's constructor forms into (source, phase, level, stages, weights):
+    ``Net(network_file, phase, level=0, stages=None, weights=None)``, positionally or by
+    keyword, and the deprecated ``Net(network_file, pretrained_file, phase)``."""
+    if len(args) >= 2 and isinstance(args[1], (str, os.PathLike)):
+        if len(args) != 3 or kwargs:
+            raise TypeError("Net(network_file, pretrained_file, phase) takes exactly these "
+                            "three arguments; use Net(network_file, phase, weights=...)")
+        source, weights, phase = args
+        logger.warning("DEPRECATION WARNING - deprecated use of Python interface")
+        logger.warning('Use this instead (with the named "weights" parameter):')
+        logger.warning(f"Net('{os.fspath(source)}', {phase}, weights='{os.fspath(weights)}')")
+        return source, phase, 0, [], weights
+    if len(args) > len(_NET_ARGS):
+        raise TypeError(f"Net() takes at most {len(_NET_ARGS)} arguments "
+                        f"({', '.join(_NET_ARGS)}), got {len(args)}")
+    given = dict(zip(_NET_ARGS, args))
+    for k, v in kwargs.items():
+        if k not in _NET_ARGS:
+            raise TypeError(f"Net() got an unexpected argument {k!r} (it takes "
+                            f"{', '.join(_NET_ARGS)})")
+        if k in given:
+            raise TypeError(f"Net() got argument {k!r} twice")
+        given[k] = v
+    if "network_file" not in given:
         raise TypeError("Net() needs a network file or a NetParameter")
-    source, rest = args[0], list(args[1:])
-    if rest and isinstance(rest[0], (str, os.PathLike)):  # Net(file, pretrained, phase)
-        weights = rest.pop(0)
-    if rest:
-        phase = rest.pop(0)
-    if rest:
-        raise TypeError("Net() takes (network_file, phase) or "
-                        "(network_file, pretrained_file, phase)")
-    return source, phase, level, stages, weights
+    return (given["network_file"], given.get("phase"), given.get("level", 0),
+            list(given.get("stages") or []), given.get("weights"))
 
 
 class Net(net_api.NetApiMixin, net_build.NetBuildMixin):

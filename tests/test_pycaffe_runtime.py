@@ -102,3 +102,28 @@ def test_gpu_pointers_of_a_host_blob_say_why_there_are_none():
         with pytest.raises(caffe.CaffeliteError, match="host memory.*set_mode_gpu"):
             getattr(blob, attr)
     assert isinstance(blob.data, np.ndarray)
+
+
+def test_net_constructor_forms(tmp_path, capsys, restore_logging):
+    deploy = "models/lenet/deploy.prototxt"
+    weights = str(tmp_path / "w.caffemodel")
+    base = caffe.Net(deploy, caffe.TEST)
+    base.params["conv1"][0].data[...] = 0.5
+    base.save(weights)
+    caffe.init_log()
+    forms = [
+        caffe.Net(deploy, caffe.TEST, 0, None, weights),             # all positional
+        caffe.Net(network_file=deploy, phase=caffe.TEST, weights=weights),
+        caffe.Net(deploy, weights, caffe.TEST),                      # deprecated form
+    ]
+    for net in forms:
+        assert (net.params["conv1"][0].data == 0.5).all()
+    err = capsys.readouterr().err
+    assert err.count("DEPRECATION WARNING - deprecated use of Python interface") == 1
+    assert f"Net('{deploy}', 1, weights='{weights}')" in err
+    stage_net = caffe.Net(deploy, caffe.TEST, 0, ["deploy"])
+    assert list(stage_net.param.state.stage) == ["deploy"]
+    with pytest.raises(TypeError, match="unexpected argument 'foo'"):
+        caffe.Net(deploy, caffe.TEST, foo=1)
+    with pytest.raises(TypeError, match="'phase' twice"):
+        caffe.Net(deploy, caffe.TEST, phase=caffe.TEST)
