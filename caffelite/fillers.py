@@ -59,8 +59,8 @@ def filler_values(param, shape, dtype=np.float64):
     if kind == "gaussian":
         values = normal(param.mean, param.std)
         if param.sparse >= 0:
-            if len(shape) < 2:
-                raise CaffeliteError("gaussian filler: sparse needs a blob with at least 2 axes")
+            if len(shape) < 1:      # Caffe: CHECK_GE(num_axes, 1); shape(0) is the outputs
+                raise CaffeliteError("gaussian filler: sparse needs a blob with at least 1 axis")
             keep_prob = param.sparse / float(shape[0])
             values *= rng.random(size=shape, dtype=dtype) < keep_prob
         return values

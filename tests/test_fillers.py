@@ -35,6 +35,9 @@ def test_gaussian_and_sparse_gaussian():
     s = draw((50, 400), type="gaussian", std=1, sparse=10)
     # each entry survives with probability sparse / num_outputs = 10 / 50
     assert abs((s != 0).mean() - 0.2) < 0.02
+    # a 1-D blob (a bias) is accepted as in Caffe: shape(0) stands for the outputs
+    b = draw((50,), type="gaussian", std=1, sparse=50)
+    assert (b != 0).all()
 
 
 def test_positive_unitball_rows_sum_to_one():

@@ -100,7 +100,8 @@ class SoftmaxWithLossLayer(Layer):
         p_label = xp.take_along_axis(prob, label[:, None, :], axis=1)[:, 0, :]
         logs = xp.log(xp.maximum(p_label, FLT_MIN)) * valid
         self.norm = normalizer(xp, self.mode, outer, inner, valid.sum())
-        top[0].data[...] = -logs.sum() / self.norm
+        # 0 - sum, as Caffe's loss starts at 0: +0.0 (not -0.0) when every label is ignored
+        top[0].data[...] = (0.0 - logs.sum()) / self.norm
         self.prob, self.label, self.valid = prob, label, valid
         if len(top) > 1:
             top[1].data.reshape(self.view)[...] = prob

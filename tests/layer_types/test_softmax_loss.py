@@ -75,6 +75,14 @@ def test_loss_and_gradient_match_reference(params, mode, ignore):
     np.testing.assert_allclose(bottom[0].diff, 1.5 * grad, rtol=1e-10, atol=1e-15)
 
 
+def test_every_label_ignored_gives_plus_zero():
+    x = np.zeros((2, 3))                                   # p = 1/3 everywhere
+    x[:, 1] = 50.0                                         # p(label 1) rounds to 1: log 0.0
+    label = np.ones((2,))
+    _, top, _ = run(layer_param("loss_param { ignore_label: 1 }"), x, label)
+    assert top[0].data == 0 and not np.signbit(top[0].data)
+
+
 def test_other_axis_and_truncated_labels():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 5))
