@@ -64,7 +64,10 @@ class Solver:
     def _check_param(self):
         p = self.param
         if p.HasField("type") and self.type is not None and p.type != self.type:
-            raise self._fail(f"solver type '{p.type}' does not match {type(self).__name__}")
+            # Caffe's SGDSolver(file), AdamSolver(file), ... never read ``type``
+            self.log.warning(f"{self.source}: solver type '{p.type}', but this is a "
+                           f"{type(self).__name__}: its {self.type} update rule is used "
+                           f"(caffe.get_solver picks the class from the type)")
         lr_policy.check_policy(p, self.source)
         if p.regularization_type not in ("L1", "L2"):
             raise self._fail(f"unknown regularization_type '{p.regularization_type}' "

@@ -219,3 +219,20 @@ def test_missing_net_file(tmp_path):
 def test_deprecated_solver_type_is_upgraded(make_solver):
     solver = make_solver('solver_type: ADAM\nbase_lr: 0.1\nlr_policy: "fixed"\n')
     assert isinstance(solver, caffe.AdamSolver) and solver.param.type == "Adam"
+
+
+def test_a_solver_class_uses_its_own_rule_whatever_the_file_says(make_solver, tmp_path):
+    # Caffe's SGDSolver(file) never reads `type`: an Adam file runs plain SGD there too
+    import logging
+    make_solver('type: "Adam"\nbase_lr: 0.1\nlr_policy: "fixed"\n')
+    seen = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("caffelite").addHandler(handler)
+    try:
+        solver = caffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+    finally:
+        logging.getLogger("caffelite").removeHandler(handler)
+    assert type(solver) is caffe.SGDSolver and solver.type == "SGD"
+    assert any("solver type 'Adam', but this is a SGDSolver" in m for m in seen)
+    assert len(solver.history) == len(solver.net.learnable_params)   # SGD: one block
