@@ -248,9 +248,9 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
             blob.diff[...] = 0
 
     def update(self):
-        for k, blob in enumerate(self.learnable_params):
-            if self.debug_info:
-                net_debug.update_info(self, k)
+        # Caffe 1.0's Net::Update logs nothing under debug_info (its UpdateDebugInfo is
+        # never called since the learnable-params rewrite)
+        for blob in self.learnable_params:
             blob.update()
 
     def param_display_name(self, layer_id, j):

@@ -42,14 +42,6 @@ def all_params_info(net):
     for blob in net.learnable_params:
         d, g = asnumpy(blob.data).astype(np.float64), asnumpy(blob.diff).astype(np.float64)
         sums += (np.abs(d).sum(), np.abs(g).sum(), (d * d).sum(), (g * g).sum())
-    log.info("    [Backward] All net params (data, diff): L1 norm = (%s, %s); L2 norm = (%s, "
-             "%s)", g6(sums[0]), g6(sums[1]), g6(np.sqrt(sums[2])), g6(np.sqrt(sums[3])))
-
-
-def update_info(net, k):
-    """Before learnable param k is updated: its data and the update (diff) it receives."""
-    layer_id, j = net._param_layer_indices[net._learnable_param_owner_index[k]]
-    blob = net.learnable_params[k]
-    log.info("    [Update] Layer %s, param %s data: %s; diff: %s", net._layer_names[layer_id],
-             net.param_display_name(layer_id, j), g6(_mean_abs(blob.data)),
-             g6(_mean_abs(blob.diff)))
+    # Caffe logs this one line at ERROR severity (an "E" line)
+    log.error("    [Backward] All net params (data, diff): L1 norm = (%s, %s); L2 norm = (%s, "
+              "%s)", g6(sums[0]), g6(sums[1]), g6(np.sqrt(sums[2])), g6(np.sqrt(sums[3])))

@@ -77,5 +77,7 @@ def build_test_nets(solver):
         if len(p.test_state):
             state.MergeFrom(p.test_state[k])
         net_param.state.CopyFrom(state)
-        nets.append(Net(net_param))
+        net = Net(net_param)
+        net.debug_info = p.debug_info        # Caffe: the solver's setting, not the file's
+        nets.append(net)
     return nets

@@ -236,3 +236,12 @@ def test_a_solver_class_uses_its_own_rule_whatever_the_file_says(make_solver, tm
     assert type(solver) is caffe.SGDSolver and solver.type == "SGD"
     assert any("solver type 'Adam', but this is a SGDSolver" in m for m in seen)
     assert len(solver.history) == len(solver.net.learnable_params)   # SGD: one block
+
+
+@pytest.mark.parametrize("solver_debug", [True, False])
+def test_test_nets_take_the_solvers_debug_info(make_solver, solver_debug):
+    from conftest import NET
+    text = f'debug_info: {str(solver_debug).lower()}\nbase_lr: 0.1\nlr_policy: "fixed"\n' \
+           'test_iter: 1\ntest_interval: 10\n'
+    solver = make_solver(text, net="debug_info: true\n" + NET)
+    assert [n.debug_info for n in solver.test_nets] == [solver_debug]
