@@ -6,7 +6,9 @@ def normalise(argv):
     """Turn gflags' single-dash long flags (``-solver x``) into argparse's ``--solver x``."""
     out = []
     for a in argv:
-        if a.startswith("-") and not a.startswith("--") and len(a) > 2 and not _number(a):
+        # glog's one-letter -v is a long flag too (argparse's -h stays short)
+        long_flag = len(a) > 2 or a == "-v"
+        if a.startswith("-") and not a.startswith("--") and long_flag and not _number(a):
             a = "-" + a
         out.append(a)
     return out
@@ -32,7 +34,8 @@ def net_flags(parser):
 
 
 def stages(value):
-    return [] if value is None else value.split(",")
+    # Caffe splits the flag even when it is empty: by default the state has one stage, ""
+    return [""] if value is None else value.split(",")
 
 
 def new_parser(prog, description):

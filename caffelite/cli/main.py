@@ -4,6 +4,7 @@ import sys
 from .. import __version__
 from ..errors import CaffeliteError
 from ..log import init_log, logger
+from . import glog_flags
 from .flags import normalise
 
 COMMANDS = {}
@@ -43,6 +44,8 @@ def main(argv=None):
         return 1
     init_log()
     try:
+        rest, settings = glog_flags.split(rest)
+        glog_flags.apply(settings)
         return COMMANDS[name][0](rest) or 0
     except CaffeliteError as e:
         logger.error("%s", e)

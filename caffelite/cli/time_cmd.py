@@ -23,16 +23,46 @@ def _ms(t0):
     return (time.perf_counter() - t0) * 1000.0
 
 
-def select_mode(gpu_flag):
-    if gpu_flag:
-        backend.set_device(int(gpu_flag.split(",")[0]) if gpu_flag != "all" else 0)
-        backend.set_mode_gpu()
-        logger.info("Use GPU with device ID %s", gpu_flag.split(",")[0])
-    else:
+def gpu_ids(gpu_flag):
+    """Caffe's -gpu: comma-separated device ids, or "all" (every device CuPy sees)."""
+    if gpu_flag == "all":
+        try:
+            import cupy
+            return list(range(cupy.cuda.runtime.getDeviceCount()))
+        except Exception:
+            return []
+    try:
+        return [int(g) for g in gpu_flag.split(",")]
+    except ValueError:
+        raise CaffeliteError(f"-gpu '{gpu_flag}': give comma-separated GPU ids (e.g. 0 or "
+                             f"0,1) or 'all'") from None
+
+
+def select_mode(gpu_flag, training=False):
+    """CPU or the first GPU of -gpu, logged as Caffe's train (``Using GPUs ...``) or test
+    and time (``Use GPU with device ID ...``) log it."""
+    ids = gpu_ids(gpu_flag) if gpu_flag else []
+    if gpu_flag and not ids:
+        raise CaffeliteError("-gpu all: no CUDA device is visible (is CuPy installed?)")
+    if not ids:
         backend.set_mode_cpu()
         logger.info("Use CPU.")
         logger.info("Host threads: %d (set CAFFELITE_NUM_THREADS or OMP_NUM_THREADS to "
                     "change)", parallel.num_threads())
+        return
+    backend.set_device(ids[0])
+    backend.set_mode_gpu()
+    if not training:
+        logger.info("Use GPU with device ID %d", ids[0])
+        return
+    logger.info("Using GPUs %s", ", ".join(str(i) for i in ids))
+    import cupy
+    for i in ids:
+        name = cupy.cuda.runtime.getDeviceProperties(i)["name"]
+        logger.info("GPU %d: %s", i, name.decode() if isinstance(name, bytes) else name)
+    if len(ids) > 1:
+        logger.warning("caffelite trains on one device: GPU %d only (Caffe would run one "
+                       "solver per listed GPU)", ids[0])
 
 
 @command("time", "benchmark the execution time of a model, layer by layer")
@@ -41,10 +71,13 @@ def time_model(argv):
     net_flags(parser)
     args = parser.parse_args(argv)
     if not args.model:
-        raise CaffeliteError("time: --model is required (a net prototxt)")
+        raise CaffeliteError("Need a model definition to time. (time: give -model, a net "
+                             "prototxt)")
     phase = {"": TRAIN, "TRAIN": TRAIN, "TEST": TEST}.get(args.phase.upper())
     if phase is None:
         raise CaffeliteError(f"time: --phase must be TRAIN or TEST, got '{args.phase}'")
+    if args.iterations < 1:       # Caffe would print nan averages
+        raise CaffeliteError(f"time: -iterations must be at least 1, got {args.iterations}")
     select_mode(args.gpu)
     net = Net(args.model, phase, level=args.level, stages=stages(args.stage))
     logger.info("Performing Forward")

@@ -72,10 +72,11 @@ def train(argv):
     parser.add_argument("--sighup_effect", default="snapshot", choices=EFFECTS)
     args = parser.parse_args(argv)
     if not args.solver:
-        raise CaffeliteError("train: --solver is required (a solver prototxt)")
+        raise CaffeliteError("Need a solver definition to train. (train: give -solver, a "
+                             "solver prototxt)")
     if args.snapshot and args.weights:
-        raise CaffeliteError("train: give --snapshot to resume or --weights to fine-tune, "
-                             "not both")
+        raise CaffeliteError("Give a snapshot to resume training or weights to finetune but "
+                             "not both.")
     param = read_solver(args.solver)
     param.train_state.level = args.level
     param.train_state.stage.extend(stages(args.stage))
@@ -83,7 +84,7 @@ def train(argv):
     if not gpu and param.HasField("solver_mode") and \
             param.solver_mode == caffe_pb2.SolverParameter.GPU:
         gpu = str(param.device_id)
-    select_mode(gpu)
+    select_mode(gpu, training=True)
     if args.snapshot or args.weights:
         del param.weights[:]
     if args.weights:
@@ -113,9 +114,13 @@ def test(argv):
     net_flags(parser)
     args = parser.parse_args(argv)
     if not args.model:
-        raise CaffeliteError("test: --model is required (a net prototxt)")
+        raise CaffeliteError("Need a model definition to score. (test: give -model, a net "
+                             "prototxt)")
     if not args.weights:
-        raise CaffeliteError("test: --weights is required (the trained caffemodel)")
+        raise CaffeliteError("Need model weights to score. (test: give -weights, the trained "
+                             "caffemodel)")
+    if args.iterations < 1:       # Caffe would print nan scores
+        raise CaffeliteError(f"test: -iterations must be at least 1, got {args.iterations}")
     select_mode(args.gpu)
     net = Net(args.model, TEST, level=args.level, stages=stages(args.stage))
     net.copy_from(args.weights)

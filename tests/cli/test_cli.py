@@ -93,9 +93,9 @@ def test_test_and_time_commands(workdir, capfd):
 
 def test_errors_are_clear(workdir, capfd):
     code, log = run(capfd, "train")
-    assert code == 1 and "--solver is required" in log
+    assert code == 1 and "Need a solver definition to train." in log
     code, log = run(capfd, "test", "-model", "net.prototxt")
-    assert code == 1 and "--weights is required" in log
+    assert code == 1 and "Need model weights to score." in log
     code, log = run(capfd, "frobnicate")
     assert code == 1 and "unknown command 'frobnicate'" in log
     (workdir / "bad.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\n'
@@ -193,3 +193,44 @@ def test_convert_mnist_data(tmp_path, capfd):
     code, log = run(capfd, "convert_mnist_data", str(tmp_path / "lab"), str(tmp_path / "lab"),
                     str(tmp_path / "db2"))
     assert code == 1
+
+
+def test_glog_flags_are_taken_anywhere(workdir, capfd, monkeypatch):
+    (workdir / "logs").mkdir()
+    code, log = run(capfd, "time", "-log_dir", "logs", "-model", "net.prototxt",
+                    "-iterations", "1", "-v", "2", "--logtostderr=false", "-alsologtostderr")
+    assert code == 0 and "*** Benchmark ends ***" in log
+    link = workdir / "logs" / "caffelite.INFO"
+    text = link.read_text()
+    assert link.is_symlink() and text.startswith("Log file created at: ")
+    assert re.search(r"^I\d{4} .*time_cmd\.py:\d+\] \*\*\* Benchmark ends \*\*\*$", text, re.M)
+    # -minloglevel 1 drops INFO; GLOG_minloglevel does the same from the environment
+    code, log = run(capfd, "time", "-model", "net.prototxt", "-iterations", "1",
+                    "-minloglevel=1")
+    assert code == 0 and "Benchmark" not in log
+    monkeypatch.setenv("GLOG_minloglevel", "2")
+    code, log = run(capfd, "test", "-model", "net.prototxt", "-weights", "missing.caffemodel")
+    assert code == 1 and "missing.caffemodel" in log and "Use CPU." not in log
+
+
+def test_the_default_stage_is_one_empty_string(workdir, capfd):
+    # Caffe splits an empty -stage into [""]: a layer excluded for stage "" is dropped
+    (workdir / "net.prototxt").write_text(NET + 'layer { name: "extra" type: "Silence" '
+                                          'bottom: "acc" exclude { stage: "" } }\n')
+    code, log = run(capfd, "time", "-model", "net.prototxt", "-iterations", "1",
+                    "-phase", "TEST")
+    assert code == 0 and "extra" not in log
+    code, log = run(capfd, "time", "-model", "net.prototxt", "-iterations", "1",
+                    "-phase", "TEST", "-stage", "deploy")
+    assert code == 0 and "extra" in log
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("test", "-model", "net.prototxt", "-weights", "w", "-gpu", "abc"), "-gpu 'abc'"),
+    (("time", "-model", "net.prototxt", "-iterations", "0"), "-iterations must be at least 1"),
+    (("test", "-model", "net.prototxt", "-weights", "w", "-iterations", "0"),
+     "-iterations must be at least 1"),
+])
+def test_bad_flag_values_are_named(workdir, capfd, argv, message):
+    code, log = run(capfd, *argv)
+    assert code == 1 and message in log and "Traceback" not in log
