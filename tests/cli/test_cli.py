@@ -234,3 +234,12 @@ def test_the_default_stage_is_one_empty_string(workdir, capfd):
 def test_bad_flag_values_are_named(workdir, capfd, argv, message):
     code, log = run(capfd, *argv)
     assert code == 1 and message in log and "Traceback" not in log
+
+
+def test_device_query_follows_caffe(workdir, capfd):
+    from caffelite import backend
+    code, log = run(capfd, "device_query")
+    assert code == 0 and re.search(r"\] Querying GPUs $", log, re.M)
+    if not backend.gpu_available():
+        code, log = run(capfd, "device_query", "-gpu", "0")
+        assert code == 1 and "no CUDA device is usable" in log
