@@ -32,9 +32,15 @@ def main(argv=None):
     from . import (compute_image_mean, convert_imageset, extract_features,  # noqa: F401
                    parse_log, plot_training_log)
     argv = list(sys.argv[1:] if argv is None else argv)
+    # gflags takes flags anywhere: `caffe -solver s.prototxt train` runs train
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version",
+                                                            "-version"):
+        k = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+        if k is not None:
+            argv = [argv[k]] + argv[:k] + argv[k + 1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
-        return 0 if argv else 1
+        return 0                      # as Caffe, which shows its usage and exits 0
     if argv[0] in ("--version", "-version"):
         print(f"caffelite version {__version__}")
         return 0

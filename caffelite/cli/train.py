@@ -68,9 +68,13 @@ def train(argv):
     parser.add_argument("--gpu", default="")
     parser.add_argument("--level", type=int, default=0)
     parser.add_argument("--stage", default=None)
-    parser.add_argument("--sigint_effect", default="stop", choices=EFFECTS)
-    parser.add_argument("--sighup_effect", default="snapshot", choices=EFFECTS)
+    parser.add_argument("--sigint_effect", default="stop", help="stop, snapshot or none")
+    parser.add_argument("--sighup_effect", default="snapshot", help="stop, snapshot or none")
     args = parser.parse_args(argv)
+    for effect in (args.sigint_effect, args.sighup_effect):
+        if effect not in EFFECTS:
+            raise CaffeliteError(f'Invalid signal effect "{effect}" was specified (stop, '
+                                 f'snapshot or none)')
     if not args.solver:
         raise CaffeliteError("Need a solver definition to train. (train: give -solver, a "
                              "solver prototxt)")

@@ -243,3 +243,12 @@ def test_device_query_follows_caffe(workdir, capfd):
     if not backend.gpu_available():
         code, log = run(capfd, "device_query", "-gpu", "0")
         assert code == 1 and "no CUDA device is usable" in log
+
+
+def test_flags_before_the_command_and_bad_signal_effects(workdir, capfd):
+    code, log = run(capfd, "-model", "net.prototxt", "-iterations", "1", "time")
+    assert code == 0 and "*** Benchmark ends ***" in log
+    code, log = run(capfd, "train", "-solver", "solver.prototxt", "-sigint_effect", "bogus")
+    assert code == 1 and 'Invalid signal effect "bogus" was specified' in log
+    code, log = run(capfd)
+    assert code == 0 and "usage: caffelite <command>" in log
