@@ -110,8 +110,8 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
                 if name not in available:
                     reason = ("it was already consumed" if name in self._blob_index
                               else "no earlier layer produces it")
-                    raise layer_error(lp, f"unknown bottom blob '{name}' (bottom index {j}): "
-                                          f"{reason}")
+                    raise layer_error(lp, f"Unknown bottom blob '{name}' (layer '{lp.name}', "
+                                          f"bottom index {j}): {reason}")
                 available.discard(name)
                 idx = self._blob_index[name]
                 need = self._blob_need_backward[idx]
@@ -260,12 +260,13 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
     def share_with(self, other):
         """Share memory of params with ``other`` by layer name (Caffe's ShareTrainedLayersWith)."""
         for name, src in zip(other._layer_names, other.layers):
-            if name not in self.layer_dict:
+            index = self.first_layer_index(name)     # as Caffe: the first layer of the name
+            if index is None:
                 continue
-            dst = self.layer_dict[name]
+            dst = self.layers[index]
             if len(dst.blobs) != len(src.blobs):
-                raise NetError(f"share_with: layer '{name}' has {len(dst.blobs)} blobs here "
-                               f"and {len(src.blobs)} in the source net")
+                raise NetError(f"share_with: Incompatible number of blobs for layer {name}: "
+                               f"{len(dst.blobs)} here, {len(src.blobs)} in the source net")
             for i, (d, s) in enumerate(zip(dst.blobs, src.blobs)):
                 if d.shape != s.shape:
                     raise NetError(f"share_with: layer '{name}' blob {i} has shape {d.shape} "

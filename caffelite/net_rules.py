@@ -57,8 +57,9 @@ def insert_splits(net_param):
     for i, lp in enumerate(net_param.layer):
         for j, name in enumerate(lp.bottom):
             if name not in last_top:
-                raise NetError(f"layer '{lp.name}' (type {lp.type}): unknown bottom blob "
-                               f"'{name}' (bottom index {j}); no earlier layer produces it")
+                raise NetError(f"layer '{lp.name}' (type {lp.type}): Unknown bottom blob "
+                               f"'{name}' (layer '{lp.name}', bottom index {j}); no earlier "
+                               f"layer produces it")
             src = last_top[name]
             source_of_bottom[(i, j)] = src
             uses[src] = uses.get(src, 0) + 1

@@ -95,7 +95,8 @@ def test_in_place_reuses_the_blob_and_outputs_are_sorted_by_name():
 
 def test_unknown_bottom_names_the_layer(tmp_path):
     text = INPUT + ip("fc", "nothere", "out")
-    with pytest.raises(NetError, match="'fc'.*unknown bottom blob 'nothere'"):
+    with pytest.raises(NetError, match="'fc'.*Unknown bottom blob 'nothere' "
+                                       "\\(layer 'fc', bottom index 0\\)"):
         net_from_text(text, tmp_path=tmp_path)
 
 
@@ -366,3 +367,13 @@ def test_debug_info_logs_mean_absolute_values(caplog):
     assert {r.levelname for r in caplog.records if "All net params" in r.getMessage()} == \
         {"ERROR"}                                   # an E line in Caffe's log
     assert "[Update]" not in text                   # Caffe 1.0's Net::Update logs nothing
+
+
+def test_share_with_takes_the_first_layer_of_a_name():
+    # layer names need not be unique; Caffe's ShareTrainedLayersWith shares into the first
+    source = net_from_text(INPUT + ip("fc", "data", "a"))
+    target = net_from_text(INPUT + ip("fc", "data", "a") + ip("fc", "data", "b"))
+    target.share_with(source)
+    first, second = [layer for layer in target.layers if layer.type == "InnerProduct"]
+    assert first.blobs[0].shares_memory_with(source.layers[1].blobs[0])
+    assert not second.blobs[0].shares_memory_with(source.layers[1].blobs[0])

@@ -49,8 +49,9 @@ def read_hdf5_weights(net, path):
             layer = net.layers[index]
             group = data[name]
             if len(group) > len(layer.blobs):
-                raise WeightsError(f"{path}: layer '{name}': the file has {len(group)} blobs, "
-                                   f"the net's layer has {len(layer.blobs)}")
+                raise WeightsError(f"{path}: Incompatible number of blobs for layer {name}: "
+                                   f"the file has {len(group)}, the net's layer has "
+                                   f"{len(layer.blobs)}")
             for j, dst in enumerate(layer.blobs):
                 key = str(j)
                 if key not in group:

@@ -33,8 +33,9 @@ def _plan_binary(net, model):
             continue
         target = net.layers[index]
         if len(blobs) != len(target.blobs):
-            raise WeightsError(f"{path}: layer '{name}': the file has {len(blobs)} blobs, the "
-                               f"net's layer has {len(target.blobs)} (did bias_term change?)")
+            raise WeightsError(f"{path}: Incompatible number of blobs for layer {name}: the "
+                               f"file has {len(blobs)}, the net's layer has "
+                               f"{len(target.blobs)} (did bias_term change?)")
         arrays = []
         for i, (raw, dst) in enumerate(zip(blobs, target.blobs)):
             if not _legacy_matches(raw, dst.shape):
