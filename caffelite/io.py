@@ -137,11 +137,30 @@ def _nearest(im, out_h, out_w):
     return im[ys][:, xs]
 
 
+def _zoom(im, out_h, out_w, order):
+    """scipy.ndimage.zoom(im, (out_h/h, out_w/w, 1), order) for order 0 or 1: output corners
+    on input corners (o -> o * (n_in - 1) / (n_out - 1)), linear or nearest in between."""
+    def coords(n_in, n_out):
+        step = (n_in - 1) / (n_out - 1) if n_out > 1 else 1.0
+        return np.arange(n_out) * step
+
+    def along(arr, n_out, axis):
+        c = coords(arr.shape[axis], n_out)
+        if order == 0:
+            return np.take(arr, np.floor(c + 0.5).astype(int), axis=axis)
+        lo = np.minimum(np.floor(c).astype(int), arr.shape[axis] - 1)
+        hi = np.minimum(lo + 1, arr.shape[axis] - 1)
+        frac = (c - lo).reshape([-1 if a == axis else 1 for a in range(arr.ndim)])
+        return np.take(arr, lo, axis=axis) * (1 - frac) + np.take(arr, hi, axis=axis) * frac
+    return along(along(im, out_h, 0), out_w, 1)
+
+
 def resize_image(im, new_dims, interp_order=1):
     """Resize H×W×K ``im`` to ``new_dims`` (H', W'): bilinear (order 1) or nearest (0).
 
-    As pycaffe, the image is stretched to [0, 1] for resizing and mapped back, and a constant
-    image comes back constant.
+    As pycaffe: images of 1 or 3 channels are resized as skimage does (pixel centres), after
+    stretching them to [0, 1] and mapped back (a constant image comes back constant); other
+    channel counts as scipy.ndimage.zoom does (corners aligned, values as they are).
     """
     im = np.asarray(im, dtype=np.float64)
     if im.ndim == 2:
@@ -149,6 +168,8 @@ def resize_image(im, new_dims, interp_order=1):
     out_h, out_w = int(new_dims[0]), int(new_dims[1])
     if interp_order not in (0, 1):
         raise ValueError("resize_image supports interp_order 0 (nearest) or 1 (bilinear)")
+    if im.shape[-1] not in (1, 3):
+        return _zoom(im, out_h, out_w, interp_order).astype(np.float32)
     lo, hi = im.min(), im.max()
     if hi == lo:
         return np.full((out_h, out_w, im.shape[-1]), lo, dtype=np.float32)

@@ -98,3 +98,18 @@ def test_transformer_preprocess_and_deprocess():
         t.set_transpose("data", (1, 0))
     with pytest.raises(KeyError):
         t.preprocess("nope", img)
+
+
+def test_resize_image_of_other_channel_counts_zooms_like_scipy():
+    # pycaffe hands 1- and 3-channel images to skimage, others to scipy.ndimage.zoom:
+    # corners on corners, no stretching to [0, 1]
+    im = np.arange(2 * 2 * 5, dtype=np.float64).reshape(2, 2, 5) * 10
+    out = io.resize_image(im, (3, 3))
+    assert out.dtype == np.float32 and out.shape == (3, 3, 5)
+    np.testing.assert_allclose(out[::2, ::2], im)
+    np.testing.assert_allclose(out[1, 1], im.mean(axis=(0, 1)))
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rnd = np.random.default_rng(8).random((10, 10, 5))
+    for order in (0, 1):
+        np.testing.assert_allclose(io.resize_image(rnd, (20, 30), order),
+                                   ndimage.zoom(rnd, (2, 3, 1), order=order), atol=1e-6)
