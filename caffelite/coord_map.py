@@ -91,12 +91,15 @@ def _bottoms(top):
     return inputs[:1] if top.fn.type_name == "Crop" else inputs
 
 
-def _maps_back_from(top):
-    """{ancestor top: map from the ancestor's coordinates to ``top``'s}, through every path
-    of layers with maps."""
+def _walk_back(top, meet=None):
+    """Walk from ``top`` to its ancestors through layers with maps: (None, {ancestor: map
+    from the ancestor's coordinates to ``top``'s}). With ``meet`` (another walk's maps) the
+    walk stops at the first top found there: (that top, the maps so far)."""
     maps, frontier = {top: (None, 1, 0)}, [top]
     while frontier:
         t = frontier.pop()
+        if meet is not None and t in meet:
+            return t, maps
         try:
             step = coord_map(t.fn)
         except UndefinedMapException:
@@ -104,27 +107,18 @@ def _maps_back_from(top):
         for bottom in _bottoms(t):
             maps[bottom] = compose(maps[t], step)
             frontier.append(bottom)
-    return maps
+    return None, maps
 
 
 def coord_map_from_to(top_from, top_to):
-    """The map from ``top_from``'s coordinates to ``top_to``'s, through their nearest common
-    ancestor (walking back from top_to)."""
-    from_maps = _maps_back_from(top_from)
-    to_maps, frontier = {top_to: (None, 1, 0)}, [top_to]
-    while frontier:
-        t = frontier.pop()
-        if t in from_maps:
-            return compose(to_maps[t], inverse(from_maps[t]))
-        try:
-            step = coord_map(t.fn)
-        except UndefinedMapException:
-            continue
-        for bottom in _bottoms(t):
-            to_maps[bottom] = compose(to_maps[t], step)
-            frontier.append(bottom)
-    raise RuntimeError("Could not compute map between tops; are they connected by spatial "
-                       "layers?")
+    """The map from ``top_from``'s coordinates to ``top_to``'s, through the first common
+    ancestor found walking back from top_to."""
+    _, from_maps = _walk_back(top_from)
+    common, to_maps = _walk_back(top_to, meet=from_maps)
+    if common is None:
+        raise RuntimeError("Could not compute map between tops; are they connected by "
+                           "spatial layers?")
+    return compose(to_maps[common], inverse(from_maps[common]))
 
 
 def crop(top_from, top_to):
