@@ -52,3 +52,13 @@ def test_bad_policies(text, match):
     from caffelite.solvers.lr_policy import check_policy
     with pytest.raises(CaffeliteError, match=match):
         check_policy(FakeSolver(text).param, "s.prototxt")
+
+
+def test_poly_past_max_iter_is_nan_as_cs_pow_gives():
+    # (1 - iter/max_iter) < 0 to a fractional power: C's pow gives NaN, not a complex number
+    from caffelite.solvers.lr_policy import learning_rate
+    s = FakeSolver('lr_policy: "poly" base_lr: 0.1 power: 0.5 max_iter: 3')
+    s.iter = 5
+    assert math.isnan(learning_rate(s))
+    s.iter = 3
+    assert learning_rate(s) == 0.0
