@@ -127,6 +127,20 @@ def test_malformed_prototxt_names_file_line_column(tmp_path):
     assert isinstance(err.value, CaffeliteError)
 
 
+@pytest.mark.parametrize("body, where", [
+    ('inner_product_param { num_output: 3 num_output: 5 }', "num_output"),
+    ('inner_product_param { num_output: 3 } inner_product_param { num_output: 5 }',
+     "inner_product_param"),
+])
+def test_a_field_given_twice_is_refused_as_caffe_does(tmp_path, body, where):
+    # Caffe reads prototxts with TextFormat::Parse: no "last value wins"
+    path = tmp_path / "twice.prototxt"
+    path.write_text(INPUT + f'layer {{ name: "fc" type: "InnerProduct" bottom: "data" '
+                            f'top: "y"\n  {body} }}\n')
+    with pytest.raises(PrototxtError, match=f"{path}:3:.*multiple \"{where}\""):
+        caffe.Net(str(path), caffe.TEST)
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(PrototxtError, match="no such file"):
         caffe.Net(str(tmp_path / "missing.prototxt"), caffe.TEST)

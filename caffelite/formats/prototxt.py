@@ -18,9 +18,13 @@ def _read_text(path):
 
 
 def parse_text(text, message, source="<string>"):
-    """Merge protobuf text ``text`` into ``message``; a parse error names source:line:col."""
+    """Merge protobuf text ``text`` into ``message``; a parse error names source:line:col.
+    As Caffe's reader (TextFormat::Parse), a non-repeated field given twice in the text is
+    an error, not "the last one wins"."""
     try:
-        text_format.Merge(text, message)
+        parsed = type(message)()
+        text_format.Parse(text, parsed)
+        message.MergeFrom(parsed)
     except text_format.ParseError as e:
         line, col = _position(e)
         detail = str(e)

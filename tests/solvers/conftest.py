@@ -11,8 +11,10 @@ def make_solver(tmp_path):
 
     def make(extra="", net=NET, feed=True):
         (tmp_path / "net.prototxt").write_text(net)
-        text = f'net: "{tmp_path / "net.prototxt"}"\nrandom_seed: 5\n' \
-               f'snapshot_prefix: "{tmp_path / "snap"}"\n' + textwrap.dedent(extra)
+        extra = textwrap.dedent(extra)
+        prefix = "" if "snapshot_prefix" in extra else \
+            f'snapshot_prefix: "{tmp_path / "snap"}"\n'
+        text = f'net: "{tmp_path / "net.prototxt"}"\nrandom_seed: 5\n' + prefix + extra
         (tmp_path / "solver.prototxt").write_text(text)
         solver = caffe.get_solver(str(tmp_path / "solver.prototxt"))
         if feed:
