@@ -83,6 +83,8 @@ def _layers_for_writing(net, write_diff):
         head = type(lp)()
         head.CopyFrom(lp)
         del head.blobs[:]
+        if layer.is_loss and not head.loss_weight:
+            head.loss_weight.append(1.0)      # Caffe's LossLayer::LayerSetUp adds it
         blobs = [(backend.asnumpy(b.data), backend.asnumpy(b.diff) if write_diff else None)
                  for b in layer.blobs]
         yield head, blobs

@@ -229,3 +229,30 @@ def test_weights_matching_no_layer_warn_loudly(tmp_path, caplog):
     finally:
         log.removeHandler(caplog.handler)
     assert "NOTHING WAS TRANSFERRED" in caplog.text and "fc1" in caplog.text
+
+
+def test_saved_layers_match_what_caffe_wrote(tmp_path, fixtures_dir):
+    # Caffe's caffemodel of the lenet case holds each layer's parameter as Caffe's
+    # Layer::ToProto writes it (loss layers get loss_weight 1 added at setup); ours must
+    # say the same of every layer, blobs aside
+    from caffelite.testing.fixtures import chdir
+    case = fixtures_dir / "nets" / "lenet"
+    with chdir(case):
+        net = caffe.Net("net.prototxt", caffe.TEST, weights="weights.caffemodel")
+    net.save(str(tmp_path / "ours.caffemodel"))
+
+    def headers(path):
+        p = caffe_pb2.NetParameter()
+        p.ParseFromString(open(path, "rb").read())
+        out = []
+        for lp in p.layer:
+            del lp.blobs[:]
+            lp.ClearField("phase")
+            out.append(lp)
+        return out
+    theirs = headers(case / "weights.caffemodel")
+    ours = headers(tmp_path / "ours.caffemodel")
+    assert [lp.name for lp in ours] == [lp.name for lp in theirs]
+    for a, b in zip(ours, theirs):
+        assert a == b, f"layer {a.name}:\n{a}\nvs Caffe's\n{b}"
+    assert list(ours[-1].loss_weight) == [1.0]
