@@ -141,6 +141,17 @@ def test_a_field_given_twice_is_refused_as_caffe_does(tmp_path, body, where):
         caffe.Net(str(path), caffe.TEST)
 
 
+def test_comments_in_other_encodings_are_skipped_as_caffe_does(tmp_path):
+    # GBK and Latin-1 notes in comments are common in shared prototxts
+    path = tmp_path / "gbk.prototxt"
+    path.write_bytes('name: "n"  # 卷积网络 café\n'.encode("gbk", errors="replace")
+                     + INPUT.encode())
+    assert caffe.Net(str(path), caffe.TEST).name == "n"
+    path.write_bytes(b'name: "caf\xe9"\n' + INPUT.encode())    # not in a comment: refused
+    with pytest.raises(PrototxtError, match=f"{path}:1:"):
+        caffe.Net(str(path), caffe.TEST)
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(PrototxtError, match="no such file"):
         caffe.Net(str(tmp_path / "missing.prototxt"), caffe.TEST)

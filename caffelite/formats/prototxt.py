@@ -9,12 +9,13 @@ from ..errors import PrototxtError
 def _read_text(path):
     path = os.fspath(path)
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        # Caffe's tokenizer takes any bytes in comments (GBK or Latin-1 notes are common):
+        # bytes that are not UTF-8 pass through as surrogates, which a comment drops and a
+        # string value refuses with the file, line and column
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
             return f.read()
     except FileNotFoundError:
         raise PrototxtError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise PrototxtError(f"{path}: not a text prototxt ({e})") from None
 
 
 def parse_text(text, message, source="<string>"):
