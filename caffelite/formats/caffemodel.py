@@ -67,14 +67,21 @@ class CaffemodelFile:
         if not layers:
             what = "the file is empty" if not len(buf) else "it holds no layers"
             raise WeightsError(f"{path}: not a binary caffemodel: {what}")
-        for name, blobs, _ in layers:
-            for i, blob in enumerate(blobs):
-                count = int(np.prod(blob.shape, dtype=np.int64))
-                n = 0 if blob.data is None else blob.data.size
-                if n != count:
-                    raise WeightsError(f"{path}: layer '{name}' blob {i}: shape {blob.shape} "
-                                       f"needs {count} values but the file holds {n}")
         return layers
+
+    def check(self, name, blobs):
+        """Each blob's data (and diff, if any) holds as many values as its shape says. Only
+        the layers a net takes are checked, as Caffe reads only those."""
+        for i, blob in enumerate(blobs):
+            count = int(np.prod(blob.shape, dtype=np.int64))
+            n = 0 if blob.data is None else blob.data.size
+            if n != count:
+                raise WeightsError(f"{self.path}: layer '{name}' blob {i}: shape {blob.shape} "
+                                   f"needs {count} values but the file holds {n}")
+            if blob.diff is not None and blob.diff.size not in (0, count):
+                raise WeightsError(f"{self.path}: layer '{name}' blob {i}: shape "
+                                   f"{blob.shape} needs {count} diff values but the file "
+                                   f"holds {blob.diff.size}")
 
     def release(self, span):
         if isinstance(self.buf, mmap.mmap) and hasattr(self.buf, "madvise"):
@@ -87,7 +94,10 @@ class CaffemodelFile:
 
 def read_caffemodel_blobs(path):
     """[(layer name, [RawBlob, ...]), ...] in file order."""
-    return [(name, blobs) for name, blobs, _ in CaffemodelFile(path).layers]
+    model = CaffemodelFile(path)
+    for name, blobs, _ in model.layers:
+        model.check(name, blobs)
+    return [(name, blobs) for name, blobs, _ in model.layers]
 
 
 def _blob_bytes(arr, diff):

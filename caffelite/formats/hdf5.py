@@ -40,7 +40,6 @@ def read_hdf5_weights(net, path):
         if "data" not in f:
             raise WeightsError(f"{path}: HDF5 weights need a 'data' group (Caffe's layout)")
         data = f["data"]
-        diff_group = f.get("diff")
         for name in data:
             index = net.first_layer_index(name)
             if index is None:
@@ -65,10 +64,7 @@ def read_hdf5_weights(net, path):
                         f"{path}: layer '{name}' blob {j}: the net expects shape {dst.shape}, "
                         f"the file has {arr.shape}. To learn this layer from scratch instead, "
                         f"rename the layer.")
-                grad = None
-                if diff_group is not None and name in diff_group and key in diff_group[name]:
-                    grad = np.asarray(diff_group[name][key], dtype=np.float32)
-                plan.append((dst, arr, grad))
+                plan.append((dst, arr, None))     # Caffe reads the data group only
     return plan
 
 

@@ -32,6 +32,7 @@ def _plan_binary(net, model):
             log.info("Ignoring source layer %s", name)
             continue
         target = net.layers[index]
+        model.check(name, blobs)
         if len(blobs) != len(target.blobs):
             raise WeightsError(f"{path}: Incompatible number of blobs for layer {name}: the "
                                f"file has {len(blobs)}, the net's layer has "
@@ -44,7 +45,7 @@ def _plan_binary(net, model):
                     f"file has {raw.shape}. To learn this layer from scratch instead, rename "
                     f"the layer.")
             diff = raw.diff.reshape(dst.shape) if raw.diff is not None and \
-                raw.diff.size == dst.count else None
+                raw.diff.size else None
             arrays.append((raw.data.reshape(dst.shape), diff))
         plan.append((target.blobs, arrays, span))
     return plan

@@ -157,6 +157,49 @@ def test_data_length_disagreeing_with_shape(tmp_path):
         net.copy_from(str(tmp_path / "short.caffemodel"))
 
 
+def test_a_broken_blob_in_a_layer_the_net_does_not_take_is_ignored(tmp_path):
+    # Caffe reads only the layers it matches by name
+    net, _ = make_net(tmp_path)
+    net.save(str(tmp_path / "w.caffemodel"))
+    param = caffe_pb2.NetParameter()
+    param.ParseFromString((tmp_path / "w.caffemodel").read_bytes())
+    extra = param.layer.add(name="unused_fc", type="InnerProduct")
+    extra.blobs.add().shape.dim.extend([10, 10])               # no data at all
+    (tmp_path / "extra.caffemodel").write_bytes(param.SerializeToString())
+    other, _ = make_net(tmp_path, seed=4)
+    other.copy_from(str(tmp_path / "extra.caffemodel"))
+    np.testing.assert_array_equal(other.params["fc1"][0].data, net.params["fc1"][0].data)
+
+
+def test_hdf5_weights_load_the_data_group_only(tmp_path):
+    # Caffe's CopyTrainedLayersFromHDF5 never opens the diff group
+    h5py = pytest.importorskip("h5py")
+    net, _ = make_net(tmp_path)
+    net.params["fc1"][0].diff[...] = 7.0
+    net.save_hdf5(str(tmp_path / "w.h5"))
+    with h5py.File(tmp_path / "w.h5", "a") as f:
+        for name in f["data"]:
+            for key in f["data"][name]:
+                shape = f["data"][name][key].shape
+                f.create_dataset(f"diff/{name}/{key}", data=np.full(shape, 7.0))
+    other, _ = make_net(tmp_path, seed=3)
+    other.copy_from(str(tmp_path / "w.h5"))
+    np.testing.assert_array_equal(other.params["fc1"][0].data, net.params["fc1"][0].data)
+    assert not other.params["fc1"][0].diff.any()
+
+
+def test_a_diff_of_the_wrong_length_is_refused(tmp_path):
+    net, _ = make_net(tmp_path)
+    net.save(str(tmp_path / "w.caffemodel"))
+    param = caffe_pb2.NetParameter()
+    param.ParseFromString((tmp_path / "w.caffemodel").read_bytes())
+    fc1 = [lp for lp in param.layer if lp.name == "fc1"][0]
+    fc1.blobs[0].diff.extend([1.0] * 3)
+    (tmp_path / "diff.caffemodel").write_bytes(param.SerializeToString())
+    with pytest.raises(WeightsError, match="'fc1' blob 0.*20 diff values.*holds 3"):
+        net.copy_from(str(tmp_path / "diff.caffemodel"))
+
+
 def test_missing_weights_file(tmp_path):
     net, _ = make_net(tmp_path)
     with pytest.raises(WeightsError, match="no such weights file"):
