@@ -69,7 +69,8 @@ def read_hdf5_weights(net, path):
 
 
 def write_hdf5_weights(net, path, write_diff=False):
-    """Caffe's Net::ToHDF5: only the owners of shared params are written."""
+    """Caffe's Net::ToHDF5: a group per layer (blobs or not), the data of the params that
+    own themselves, and (with ``write_diff``) every param's diff, shared or not."""
     from .. import backend
     h5py = _h5py()
     path = os.fspath(path)
@@ -78,13 +79,12 @@ def write_hdf5_weights(net, path, write_diff=False):
     with h5py.File(tmp, "w") as f:
         groups = [f.create_group("data")] + ([f.create_group("diff")] if write_diff else [])
         for index, (name, layer) in enumerate(zip(net._layer_names, net.layers)):
-            if not layer.blobs or name in groups[0]:
-                continue
+            if name in groups[0]:
+                continue                      # a repeated layer name: the first one's
             sub = [g.create_group(name) for g in groups]
             for j, blob in enumerate(layer.blobs):
-                if owners.get((index, j), -1) != -1:
-                    continue
-                sub[0].create_dataset(str(j), data=backend.asnumpy(blob.data))
+                if owners.get((index, j), -1) == -1:
+                    sub[0].create_dataset(str(j), data=backend.asnumpy(blob.data))
                 if write_diff:
                     sub[1].create_dataset(str(j), data=backend.asnumpy(blob.diff))
     os.replace(tmp, path)

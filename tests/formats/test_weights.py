@@ -299,3 +299,18 @@ def test_saved_layers_match_what_caffe_wrote(tmp_path, fixtures_dir):
     for a, b in zip(ours, theirs):
         assert a == b, f"layer {a.name}:\n{a}\nvs Caffe's\n{b}"
     assert list(ours[-1].loss_weight) == [1.0]
+
+
+def test_hdf5_layout_matches_caffes_snapshot(tmp_path, fixtures_dir):
+    # Net::ToHDF5 makes a group for every layer, blobs or not
+    h5py = pytest.importorskip("h5py")
+    from caffelite.testing.fixtures import chdir
+    case = fixtures_dir / "formats" / "caffemodel_h5"
+    with chdir(case):
+        net = caffe.Net("net.prototxt", caffe.TRAIN)
+    net.save_hdf5(str(tmp_path / "ours.h5"))
+
+    def layout(path):
+        with h5py.File(path, "r") as f:
+            return {k: sorted(f["data"][k].keys()) for k in f["data"]}
+    assert layout(tmp_path / "ours.h5") == layout(case / "snap_iter_2.caffemodel.h5")
