@@ -307,6 +307,8 @@ def test_propagate_down_count_must_match_bottoms():
 @pytest.mark.parametrize("decl", [
     'input: "data" input_dim: 2 input_dim: 4 input_dim: 1 input_dim: 1',
     'input: "data" input_shape { dim: 2 dim: 4 dim: 1 dim: 1 }',
+    # both given: Caffe's UpgradeNetInput takes input_shape and ignores input_dim
+    'input: "data" input_shape { dim: 2 dim: 4 dim: 1 dim: 1 } input_dim: 7 input_dim: 7',
 ])
 def test_legacy_net_inputs_become_an_input_layer(tmp_path, decl):
     text = decl + "\n" + ip("fc", "data", "y")

@@ -16,7 +16,8 @@ def upgrade_net_input(net_param):
         if has_shape and len(net_param.input_shape) != len(names):
             raise NetError(f"net '{net_param.name}': {len(names)} inputs but "
                            f"{len(net_param.input_shape)} input_shape entries")
-        if has_dim and len(net_param.input_dim) != 4 * len(names):
+        # with input_shape present, Caffe ignores input_dim
+        if not has_shape and len(net_param.input_dim) != 4 * len(names):
             raise NetError(f"net '{net_param.name}': input_dim needs 4 values per input "
                            f"({len(names)} inputs, {len(net_param.input_dim)} values)")
         layer = caffe_pb2.LayerParameter(name="input", type="Input")
