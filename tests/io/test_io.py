@@ -108,6 +108,9 @@ def test_resize_image_of_other_channel_counts_zooms_like_scipy():
     assert out.dtype == np.float32 and out.shape == (3, 3, 5)
     np.testing.assert_allclose(out[::2, ::2], im)
     np.testing.assert_allclose(out[1, 1], im.mean(axis=(0, 1)))
+
+
+def test_resize_image_agrees_with_scipy_zoom():
     ndimage = pytest.importorskip("scipy.ndimage")
     rnd = np.random.default_rng(8).random((10, 10, 5))
     for order in (0, 1):
