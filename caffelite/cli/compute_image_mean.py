@@ -5,7 +5,7 @@ with its own channel count) is added into a float32 sum, element by element and 
 order, which is then divided by the number of Datums; both steps use float32 arithmetic as
 Caffe's BlobProto does, so the mean file is the one Caffe writes. It is saved as a
 BlobProto 1×C×H×W with legacy dims, and the mean of each channel is logged as
-``mean_value channel [c]: v``.
+``mean_value channel [c]:v``.
 """
 import numpy as np
 
@@ -53,7 +53,7 @@ def compute_mean(db_path, progress=True):
             if total_sum is None:
                 shape, first_key = arr.shape, key_text(key)
                 total_sum = np.zeros(shape, dtype=np.float32)
-                logger.info("Starting iteration")
+                logger.info("Starting Iteration")
             elif arr.shape != shape:
                 raise CaffeliteError(
                     f"compute_image_mean: {db_path}: record '{key_text(key)}' is "
@@ -104,5 +104,5 @@ def compute_image_mean(argv):
                                  f"({e.strerror or e})") from None
     logger.info("Number of channels: %d", mean.shape[1])
     for c, v in enumerate(channel_means(mean)):
-        logger.info("mean_value channel [%d]: %s", c, g6(v))
+        logger.info("mean_value channel [%d]:%s", c, g6(v))
     return 0

@@ -86,7 +86,7 @@ class _LMDBOutput:
             if self.writer.put(b"%010d" % self.writer.count, datum.SerializeToString()):
                 if self.progress:
                     self.progress.clear()
-                logger.info("Extracted features of %d query images for feature blob %s",
+                logger.error("Extracted features of %d query images for feature blob %s",
                             self.writer.count, self.blob_name)
 
     @property
@@ -118,12 +118,12 @@ def extract_features(weights, model, blob_names, outputs, num_mini_batches, gpu=
         raise CaffeliteError(f"extract_features: num_mini_batches must be positive, got "
                              f"{num_mini_batches}")
     if gpu is not None:
-        logger.info("Using GPU")
-        logger.info("Using Device_id=%d", gpu)
+        logger.error("Using GPU")
+        logger.error("Using Device_id=%d", gpu)
         backend.set_device(gpu)
         backend.set_mode_gpu()
     else:
-        logger.info("Using CPU")
+        logger.error("Using CPU")
         backend.set_mode_cpu()
     net = Net(model, TEST)
     net.copy_from(weights)
@@ -137,7 +137,7 @@ def extract_features(weights, model, blob_names, outputs, num_mini_batches, gpu=
             logger.info("Opening dataset %s", path)
             writers.append(_NpyWriter(path, name) if path.endswith(".npy")
                            else _LMDBOutput(path, name))
-        logger.info("Extracting Features")
+        logger.error("Extracting Features")
         progress = Progress(num_mini_batches, "mini-batches")
         for writer in writers:
             writer.progress = progress
@@ -155,9 +155,9 @@ def extract_features(weights, model, blob_names, outputs, num_mini_batches, gpu=
             writer.discard()
         raise
     for name, writer in zip(blob_names, writers):
-        logger.info("Extracted features of %d query images for feature blob %s",
+        logger.error("Extracted features of %d query images for feature blob %s",
                     writer.count, name)
-    logger.info("Successfully extracted the features!")
+    logger.error("Successfully extracted the features!")
     return {name: writer.count for name, writer in zip(blob_names, writers)}
 
 

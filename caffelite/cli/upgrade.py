@@ -20,7 +20,7 @@ def _upgrade_net_file(param, path):
     legacy = len(param.layers) > 0 or len(param.input) > 0
     upgrade_net(param, path)
     if not legacy:
-        logger.info("File already in latest proto format: %s", path)
+        logger.error("File already in latest proto format: %s", path)
     return param
 
 
@@ -53,7 +53,7 @@ def upgrade_solver_text(argv):
     args = _io_args("upgrade_solver_proto_text", argv)
     param = read_prototxt(args.input, caffe_pb2.SolverParameter())
     if not upgrade_solver(param, args.input):
-        logger.info("File already in latest proto format: %s", args.input)
+        logger.error("File already in latest proto format: %s", args.input)
     with open(args.output, "w") as f:
         f.write(text_format.MessageToString(param))
     logger.info("Wrote upgraded SolverParameter text proto to %s", args.output)

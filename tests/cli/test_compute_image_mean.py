@@ -61,7 +61,7 @@ def test_mean_of_raw_datums(image_set, capfd):
     assert (bp.num, bp.channels, bp.height, bp.width) == (1, 3, 6, 5)
     assert not bp.HasField("shape")
     assert "Processed 5 files." in log and "Number of channels: 3" in log
-    logged = re.findall(r"mean_value channel \[(\d)\]: (\S+)", log)
+    logged = re.findall(r"mean_value channel \[(\d)\]:(\S+)", log)
     assert [c for c, _ in logged] == ["0", "1", "2"]
     for c, v in logged:
         assert v == g6(expect[int(c)].mean())
@@ -92,7 +92,7 @@ def test_float_datums_and_no_output_file(tmp_path, capfd):
     code, log = run(capfd, "compute_image_mean", str(tmp_path / "f"))
     assert code == 0 and "Write to" not in log
     expect = caffe_mean(arrays)
-    logged = dict(re.findall(r"mean_value channel \[(\d)\]: (\S+)", log))
+    logged = dict(re.findall(r"mean_value channel \[(\d)\]:(\S+)", log))
     assert logged == {"0": g6(expect[0].mean()), "1": g6(expect[1].mean())}
 
 

@@ -1,5 +1,7 @@
 """caffelite extract_features: chosen blobs of a trained net, item by item, into float Datums
 (LMDB, keys %010d) or .npy arrays."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,7 +77,7 @@ def test_lmdb_and_npy_outputs_equal_the_blobs(trained, capfd):
                     f"{tmp}/fc_db,{tmp}/pool.npy,{tmp}/data_db", "3", "lmdb", "CPU")
     assert code == 0, log
     assert "Extracted features of 6 query images for feature blob fc" in log
-    assert "Successfully extracted the features!" in log
+    assert re.search(r"^E\d{4} .*\] Successfully extracted the features!$", log, re.M)
     ref = reference(tmp, ["fc", "pool", "data"], 3)  # 3 batches of 2: wraps around the 5 images
     assert ref["fc"].shape == (6, 3) and ref["pool"].shape == (6, 3, 2, 2)
     assert (ref["fc"] > 0).any() and not np.array_equal(ref["fc"][0], ref["fc"][1])
