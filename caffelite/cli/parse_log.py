@@ -1,22 +1,23 @@
 """``caffelite parse_log LOGFILE OUTPUT_DIR``: a training log -> CSV tables of its outputs.
 
-Writes ``OUTPUT_DIR/<log name>.train`` and ``OUTPUT_DIR/<log name>.test`` in the format of
-Caffe's tools/extra/parse_log.py: columns NumIters, Seconds, LearningRate, then one column
-per net output (``Train net output #k: name = v`` / ``Test net output #k: name = v``), one
-row per display or test. NumIters is written as a float ("100.0") as Caffe's script
-writes it; Seconds counts from the ``Solving <net>`` line's glog timestamp (or the first
-timestamp when there is none), across month and year ends; rows are CSV with CRLF line
-ends (Python's csv "excel" dialect), and a table with no rows is not written.
-
+Writes ``OUTPUT_DIR/<log name>.train`` and ``OUTPUT_DIR/<log name>.test`` as Caffe's
+tools/extra/parse_log.py does, row for row: columns NumIters (a float, "100.0"), Seconds
+(from the ``Solving <net>`` line's glog timestamp, across month and year ends),
+LearningRate, then one column per net output (``Train net output #k: name = v`` /
+``Test net output #k: name = v``); CSV rows with CRLF line ends (Python's csv "excel"
+dialect); a table with no rows is not written. Its rules, quirks included, so the tables
+equal Caffe's:
+- a row starts at the first output line of an iteration and takes the last rate printed
+  before it: a training row gets the previous display's rate (the ``Iteration N, lr = R``
+  line comes after the outputs), and the first row of each table the second row's;
+- a row is kept once it has as many columns as the table's first row, or when the next
+  iteration's row starts: a log with a single row, or a cut-off last row, keeps neither;
+- values are numbers as ``[.0-9eE+-]+`` reads them: a ``nan`` output is not an output;
+- lines without a glog timestamp (or with an impossible date) are skipped.
 Logs of caffelite and of Caffe read alike (§5.2 of the reference: same lines, same glog
-prefix). Where Caffe's script was wrong, this one differs:
-- the ``Iteration N, lr = R`` line that follows the training outputs of iteration N gives
-  that row its LearningRate (Caffe's script gave it the previous display's rate);
-- a log with a single row keeps it, and the last row of a cut-off log is kept too;
-- ``nan``/``inf`` outputs become NaN/inf values instead of being dropped;
-- progress lines rewritten with carriage returns do not hide the log line after them.
-The first test row, tested before any rate is printed, takes the second row's rate, as in
-Caffe's script.
+prefix). Two additions: a log without a ``Solving`` line (Caffe's script fails) counts
+Seconds from its first timestamp, and a progress line rewritten with carriage returns does
+not hide the log line written over it.
 """
 import csv
 import datetime
@@ -30,10 +31,10 @@ from ..log import logger
 from .flags import new_parser
 from .main import command
 
-_NUM = r"([-+]?(?:nan|inf|infinity)|[.\deE+-]+)"
+_NUM = r"([.\deE+-]+)"
 _ITERATION = re.compile(r"Iteration (\d+)")
-_TRAIN = re.compile(r"Train net output #(\d+): (\S+) = " + _NUM, re.IGNORECASE)
-_TEST = re.compile(r"Test net output #(\d+): (\S+) = " + _NUM, re.IGNORECASE)
+_TRAIN = re.compile(r"Train net output #(\d+): (\S+) = " + _NUM)
+_TEST = re.compile(r"Test net output #(\d+): (\S+) = " + _NUM)
 _LR = re.compile(r"lr = ([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
 _LOSS = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = " + _NUM, re.IGNORECASE)
 _STAMP = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{1,6})\s")
@@ -80,26 +81,22 @@ def _log_year(path, lines):
 
 
 class _Table:
-    """Rows of one kind of output (train or test), in the order they were logged."""
+    """Rows of one kind of output (train or test), built as Caffe's script builds them."""
 
     def __init__(self):
         self.rows, self.row = [], None
 
-    def add(self, iteration, seconds, lr, name, value):
-        row = self.row
-        if row is None or row["NumIters"] != iteration or name in row:
-            self.flush()
-            row = self.row = OrderedDict(
-                [("NumIters", iteration), ("Seconds", seconds), ("LearningRate", lr)])
-        row[name] = value
-
-    def flush(self):
-        if self.row is not None:
-            self.rows.append(self.row)
+    def feed(self, match, iteration, seconds, lr):
+        if match:
+            if self.row is None or self.row["NumIters"] != iteration:
+                if self.row is not None:
+                    self.rows.append(self.row)
+                self.row = OrderedDict(
+                    [("NumIters", iteration), ("Seconds", seconds), ("LearningRate", lr)])
+            self.row[match.group(2)] = _float(match.group(3))
+        if self.row is not None and self.rows and len(self.row) == len(self.rows[0]):
+            self.rows.append(self.row)           # as long as the first row: complete
             self.row = None
-
-    def last(self):
-        return self.row if self.row is not None else (self.rows[-1] if self.rows else None)
 
 
 def parse_log(path):
@@ -108,39 +105,35 @@ def parse_log(path):
     which Caffe's tables leave out.)"""
     lines = _read_lines(path)
     clock = _Clock(_log_year(path, lines))
-    start = None
-    for line in lines:
+    start, begin, first = None, 0, None
+    for k, line in enumerate(lines):
         when = clock(line)  # every line, so that a year end before 'Solving' is counted
+        if when is not None and first is None:
+            first = when
         if when is not None and "Solving" in line:
-            start = when
+            start, begin = when, k + 1
             break
-    clock = _Clock(_log_year(path, lines))
+    if start is None:       # no 'Solving' line: from the first timestamp, all lines
+        clock, start = _Clock(_log_year(path, lines)), first
     iteration, lr = None, math.nan
     train, test = _Table(), _Table()
-    for line in lines:
+    for line in lines[begin:]:
         m = _ITERATION.search(line)
         if m:
             iteration = float(m.group(1))
-        when = clock(line)
-        if start is None and when is not None:
-            start = when
         if iteration is None:
             continue
-        seconds = (when - start).total_seconds() if when is not None and start else math.nan
+        when = clock(line)
+        if when is None:
+            continue
+        seconds = (when - start).total_seconds()
         m = _LR.search(line)
         if m:
             lr = float(m.group(1))
-            last = train.last()
-            if last is not None and last["NumIters"] == iteration:
-                last["LearningRate"] = lr  # the rate printed after the row's outputs
-        for regex, table in ((_TRAIN, train), (_TEST, test)):
-            m = regex.search(line)
-            if m:
-                table.add(iteration, seconds, lr, m.group(2), _float(m.group(3)))
-    train.flush()
-    test.flush()
+        train.feed(_TRAIN.search(line), iteration, seconds, lr)
+        test.feed(_TEST.search(line), iteration, seconds, lr)
     for table in (train, test):
-        if len(table.rows) > 1 and math.isnan(table.rows[0]["LearningRate"]):
+        if len(table.rows) > 1:
             table.rows[0]["LearningRate"] = table.rows[1]["LearningRate"]
     return train.rows, test.rows
 

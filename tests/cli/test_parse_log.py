@@ -1,6 +1,5 @@
 """caffelite parse_log: training logs (Caffe's and caffelite's) -> .train/.test CSV tables."""
 import csv
-import math
 
 import caffelite.cli.parse_log  # noqa: F401  (registers the command)
 from caffelite.cli.main import main
@@ -61,13 +60,13 @@ def test_caffe_log_tables(tmp_path, capfd):
     assert main(["parse_log", str(log), str(tmp_path / "out")]) == 0
     # Caffe's script's format: float NumIters, Seconds of a row's first output line since
     # the 'Solving' line (here across the year end), CRLF rows (csv's excel dialect).
-    # The train rows take the rate logged right after them (Caffe's script lagged one
-    # display behind); the first test row, tested before any rate, takes the second's.
+    # A train row takes the rate printed before it (the previous display's), the first row
+    # of each table the second row's: Caffe's script does so, and its tables are these.
     assert read_csv_text(tmp_path / "out" / "caffe.INFO.train") == (
         "NumIters,Seconds,LearningRate,loss\r\n"
         "0.0,0.62003,0.01,2.38312\r\n"
-        "100.0,8.00003,0.00992565,0.228\r\n"
-        "200.0,16.10003,0.00985258,0.176\r\n")
+        "100.0,8.00003,0.01,0.228\r\n"
+        "200.0,16.10003,0.00992565,0.176\r\n")
     assert read_csv_text(tmp_path / "out" / "caffe.INFO.test") == (
         "NumIters,Seconds,LearningRate,accuracy,loss\r\n"
         "0.0,0.6,0.00992565,0.0894,2.36925\r\n"
@@ -100,7 +99,8 @@ layer { name: "acc" type: "Accuracy" bottom: "score" bottom: "label" top: "acc"
     with open("train.log.test", newline="") as f:
         test = list(csv.DictReader(f))
     assert [r["NumIters"] for r in train] == ["0.0", "2.0", "4.0"]
-    assert [float(r["LearningRate"]) for r in train] == [0.1, 0.1, 0.05]
+    # rates printed at iterations 0, 2, 4: 0.1, 0.1, 0.05; each row takes the one before
+    assert [float(r["LearningRate"]) for r in train] == [0.1, 0.1, 0.1]
     assert list(test[0]) == ["NumIters", "Seconds", "LearningRate", "acc", "loss"]
     assert [r["NumIters"] for r in test] == ["0.0", "3.0", "6.0"]
     seconds = [float(r["Seconds"]) for r in train]
@@ -110,24 +110,33 @@ layer { name: "acc" type: "Accuracy" bottom: "score" bottom: "label" top: "acc"
     assert [r["loss"] for r in train] == [str(float(v)) for v in logged]
 
 
-def test_edge_cases(tmp_path):
+def test_edge_cases_follow_caffes_script(tmp_path):
+    # a single row is never complete: nothing is written, as Caffe's script writes nothing
+    one = tmp_path / "one.log"
+    one.write_text("I0310 10:00:00.000000  7 solver.py:1] Iteration 0, Testing net (#0)\n"
+                   "I0310 10:00:01.000000  7 solver.py:2]     Test net output #0: acc = 0.5\n")
+    assert parse_log(str(one)) == ([], [])
+    assert main(["parse_log", str(one), str(tmp_path / "o")]) == 0
+    assert not list((tmp_path / "o").iterdir())
+    # 'nan' is not a number to the script's pattern, so that output is no column; a
+    # progress line overwritten with '\r' hides nothing; without a 'Solving' line Seconds
+    # count from the first timestamp
     log = tmp_path / "x.log"
-    # one row only; a progress line overwritten with '\r'; nan; no 'Solving' line; no header
     log.write_text(
         "I0310 10:00:00.000000  7 solver.py:1] Iteration 0, Testing net (#0)\n"
         "[0/10] 0 iter/s\rI0310 10:00:01.500000  7 solver.py:2]     Test net output #0: "
-        "loss = nan (* 1 = nan loss)\n"
-        "I0310 10:00:02.000000  7 solver.py:3]     Test net output #1: acc = 0.5\n")
+        "acc = 0.5\n"
+        "I0310 10:00:01.600000  7 solver.py:3]     Test net output #1: loss = nan (* 1 = nan)\n"
+        "I0310 10:00:03.000000  7 solver.py:1] Iteration 10, Testing net (#0)\n"
+        "I0310 10:00:04.000000  7 solver.py:2]     Test net output #0: acc = 0.75\n")
     train, test = parse_log(str(log))
     assert train == []
-    assert len(test) == 1
-    row = test[0]
-    assert row["NumIters"] == 0.0 and row["Seconds"] == 1.5 and row["acc"] == 0.5
-    assert math.isnan(row["loss"]) and math.isnan(row["LearningRate"])
-    assert main(["parse_log", str(log), str(tmp_path / "o"), "--delimiter", ";"]) == 0
-    assert not (tmp_path / "o" / "x.log.train").exists()  # nothing to write, as Caffe
-    text = read_csv_text(tmp_path / "o" / "x.log.test")
-    assert text.splitlines()[0] == "NumIters;Seconds;LearningRate;loss;acc"
+    assert [(r["NumIters"], r["Seconds"], r["acc"]) for r in test] == [(0.0, 1.5, 0.5),
+                                                                     (10.0, 4.0, 0.75)]
+    assert "loss" not in test[0]
+    assert main(["parse_log", str(log), str(tmp_path / "p"), "--delimiter", ";"]) == 0
+    assert read_csv_text(tmp_path / "p" / "x.log.test").splitlines()[0] == \
+        "NumIters;Seconds;LearningRate;acc"
 
 
 def test_missing_log(tmp_path, capfd):
@@ -135,16 +144,17 @@ def test_missing_log(tmp_path, capfd):
     assert "no.log" in capfd.readouterr().err
 
 
-def test_lines_without_timestamps_still_count(tmp_path):
-    # a 13th month, and a line printed without glog's prefix: no Seconds, values kept
+def test_lines_without_a_timestamp_are_skipped(tmp_path):
+    # as Caffe's script: a 13th month or a line without glog's prefix is passed over (its
+    # iteration number still counts)
     log = tmp_path / "y.log"
     log.write_text("I0101 00:00:00.000000 1 a.cpp:1] Solving x\n"
                    "I1301 10:00:00.000000 1 a.cpp:1] Iteration 5 (1 iter/s, 1s/1 iters), loss = 1\n"
                    "    Train net output #0: loss = 1.5\n"
                    "I0101 00:00:01.000000 1 a.cpp:1] Iteration 5, lr = 0.2\n"
-                   "I0101 00:00:02.250000 1 a.cpp:1]     Train net output #0: loss = 1.25\n")
+                   "I0101 00:00:02.250000 1 a.cpp:1]     Train net output #0: loss = 1.25\n"
+                   "I0101 00:00:03.000000 1 a.cpp:1] Iteration 6 (1 iter/s, 1s/1 iters), loss = 1\n"
+                   "I0101 00:00:03.500000 1 a.cpp:1]     Train net output #0: loss = 1.0\n")
     train, _ = parse_log(str(log))
-    assert len(train) == 2
-    assert train[0]["NumIters"] == 5.0 and math.isnan(train[0]["Seconds"])
-    assert train[0]["LearningRate"] == 0.2 and train[0]["loss"] == 1.5
-    assert (train[1]["Seconds"], train[1]["loss"]) == (2.25, 1.25)
+    assert [(r["NumIters"], r["Seconds"], r["LearningRate"], r["loss"]) for r in train] == \
+        [(5.0, 2.25, 0.2, 1.25), (6.0, 3.5, 0.2, 1.0)]
