@@ -138,6 +138,31 @@ def parse_log(path):
     return train.rows, test.rows
 
 
+def display_points(path):
+    """{"loss": [(iteration, seconds, loss)], "lr": [(iteration, seconds, rate)]} from the
+    ``Iteration N (...), loss = X`` and ``Iteration N, lr = R`` lines, Seconds counted as
+    in parse_log (what Caffe's parse_log.sh extracts for its training table)."""
+    lines = _read_lines(path)
+    clock = _Clock(_log_year(path, lines))
+    start, out = None, {"loss": [], "lr": []}
+    for line in lines:
+        when = clock(line)
+        if when is None:
+            continue
+        if start is None or "Solving" in line and not out["loss"] and not out["lr"]:
+            start = when
+        m = _LOSS.search(line)
+        if m:
+            out["loss"].append((int(m.group(1)), (when - start).total_seconds(),
+                                _float(m.group(2))))
+        m = _LR.search(line)
+        it = _ITERATION.search(line)
+        if m and it:
+            out["lr"].append((int(it.group(1)), (when - start).total_seconds(),
+                              float(m.group(1))))
+    return out
+
+
 def smoothed_loss(path):
     """[(iteration, loss)] from the ``Iteration N (...), loss = X`` display lines."""
     out = []

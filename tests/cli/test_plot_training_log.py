@@ -63,3 +63,23 @@ def _has_matplotlib():
     except ImportError:
         return False
     return True
+
+
+def test_caffes_chart_types(tmp_path, capfd):
+    # Caffe's plot_training_log.py.example: chart type, output, then one or more logs
+    (tmp_path / "a.log").write_text(LOG)
+    (tmp_path / "b.log").write_text(LOG.replace("loss = 2", "loss = 3"))
+    xs, ys = plot_training_log.chart_points(str(tmp_path / "a.log"), 0)
+    assert xs == [0.0, 30.0, 60.0, 90.0] and ys[0] == pytest.approx(0.1)
+    xs, ys = plot_training_log.chart_points(str(tmp_path / "a.log"), 4)
+    assert xs == [i * 10 for i in range(12)] and set(ys) == {0.01}
+    xs, ys = plot_training_log.chart_points(str(tmp_path / "a.log"), 7)
+    assert xs[1] == pytest.approx(0.000001) and ys[0] == pytest.approx(2.3)
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "chart.png"
+    assert main(["plot_training_log", "6", str(out), str(tmp_path / "a.log"),
+                 str(tmp_path / "b.log")]) == 0
+    assert "Plotted Train loss vs. Iters of 2 log(s)" in capfd.readouterr().err
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot_training_log", "9", str(out), str(tmp_path / "a.log")]) == 1
+    assert "chart type 9 is not one of 0-7" in capfd.readouterr().err
