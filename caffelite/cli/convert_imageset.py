@@ -8,10 +8,10 @@ plane with ``--gray``), resized with INTER_LINEAR when both ``--resize_height`` 
 line's position in the possibly shuffled list, so skipped images leave gaps as in Caffe).
 
 Raw Datums hold C×H×W uint8 pixels. ``--encoded`` stores the file's own bytes instead
-(``encoded: true``), re-encoding only when the stored image would differ from the file: a
-resize, an ``--encode_type`` other than the file's extension, or ``--gray`` on a colour
-file (Caffe stored the colour bytes there; caffelite stores a gray image, which is what
-``--gray`` asks for). ``--encode_type`` implies ``--encoded``.
+(``encoded: true``), re-encoding only for a resize or an ``--encode_type`` other than the
+file's extension, as Caffe does: a gray file, or a colour file with ``--gray``, keeps its
+bytes (the data layer's force_color / force_gray decide the channels a net gets).
+``--encode_type`` implies ``--encoded``.
 """
 import os
 
@@ -95,8 +95,7 @@ def image_datum(path, label, is_color, height, width, encoded=False, encoding=""
     """One image file -> a Datum and the C×H×W shape of the image it holds.
 
     Raw Datums hold the decoded pixels. Encoded ones (``encoded``) hold the file's own
-    bytes unless the stored image must differ from the file (a resize, another
-    ``encoding``, or a channel count other than the one asked for); then the image is
+    bytes unless a resize or another ``encoding`` is asked for; then the image is
     re-encoded as ``encoding``, or as the file's own format when ``encoding`` is empty.
     Raises ImageError when the file cannot be read or decoded."""
     from ..data.image import ImageError, resize_linear
@@ -106,12 +105,12 @@ def image_datum(path, label, is_color, height, width, encoded=False, encoding=""
             buf = f.read()
     except OSError as e:
         raise ImageError(f"{e.strerror or e}") from None
-    want_channels = 3 if is_color else 1
-    native = encoded and not (height > 0 and width > 0)
-    img = _decode(buf, None if native else is_color, path)
-    keep = native and img.shape[2] == want_channels
-    if img.shape[2] != want_channels:
-        img = _decode(buf, is_color, path)
+    # Caffe's ReadImageToDatum keeps the file's bytes whenever no resize is asked and the
+    # file's extension is the encoding: the decoded image, read as --gray says, always has
+    # the channel count its check wants, so a gray PNG stays gray (force_color in the data
+    # layer's transform_param decides what a net gets)
+    keep = encoded and not (height > 0 and width > 0)
+    img = _decode(buf, is_color, path)
     if height > 0 and width > 0:
         img = resize_linear(img, height, width)
     shape = (img.shape[2], img.shape[0], img.shape[1])
