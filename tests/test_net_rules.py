@@ -404,3 +404,31 @@ def test_share_with_takes_the_first_layer_of_a_name():
     first, second = [layer for layer in target.layers if layer.type == "InnerProduct"]
     assert first.blobs[0].shares_memory_with(source.layers[1].blobs[0])
     assert not second.blobs[0].shares_memory_with(source.layers[1].blobs[0])
+
+
+@pytest.mark.parametrize("vintage, lines", [
+    ("v0", ["Attempting to upgrade input file specified using deprecated V0LayerParameter: ",
+            "Successfully upgraded file specified using deprecated V0LayerParameter",
+            "Note that future Caffe releases will not support V0NetParameter",
+            "Attempting to upgrade input file specified using deprecated V1LayerParameter: "]),
+    ("v1", ["Attempting to upgrade input file specified using deprecated V1LayerParameter: ",
+            "Successfully upgraded file specified using deprecated V1LayerParameter"]),
+])
+def test_upgrades_are_logged_as_caffe_logs_them(fixtures_dir, vintage, lines):
+    import logging
+    path = fixtures_dir / "legacy" / f"lenet_{vintage}" / f"net_{vintage}.prototxt"
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("caffelite").addHandler(handler)
+    old = logging.getLogger("caffelite").level
+    logging.getLogger("caffelite").setLevel(logging.INFO)
+    try:
+        caffe.Net(str(path), caffe.TEST)
+    finally:
+        logging.getLogger("caffelite").removeHandler(handler)
+        logging.getLogger("caffelite").setLevel(old)
+    text = "\n".join(seen)
+    for line in lines:
+        assert line in text, line
+    assert str(path) in text

@@ -1,7 +1,11 @@
 """V0 and V1 nets (the ``layers`` field) upgraded to the current ``layer`` format, in
 Caffe's order: V0 -> V1 (folding ``padding`` layers), data-transform fields out of data
 params, then V1 -> current."""
+import logging
+
 from ..errors import NetError
+
+log = logging.getLogger("caffelite")
 
 # V0's type strings -> V1's LayerType enum names
 _V0_TYPES = {
@@ -39,15 +43,34 @@ _DATA_PARAMS = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
 
 
 def upgrade_legacy_layers(net_param, source):
+    """V0 -> V1, the data-transformation fields, V1 -> current, each logged as Caffe's
+    UpgradeNetAsNeeded logs it."""
     if len(net_param.layers) == 0:
         return
     if len(net_param.layer) > 0:
         raise NetError(f"{source}: the net uses both 'layer' and the legacy 'layers' field; "
                        f"a net must use one of them")
     if any(l.HasField("layer") for l in net_param.layers):
+        log.info("Attempting to upgrade input file specified using deprecated "
+                 "V0LayerParameter: %s", source)
         _v0_to_v1(net_param, source)
-    _upgrade_data_transform(net_param)
+        log.info("Successfully upgraded file specified using deprecated V0LayerParameter")
+        log.warning("Note that future Caffe releases will not support V0NetParameter; use "
+                    "./build/tools/upgrade_net_proto_text for prototxt and "
+                    "./build/tools/upgrade_net_proto_binary for model weights upgrade this "
+                    "and any other net protos to the new format.")
+    if _needs_data_upgrade(net_param):
+        log.info("Attempting to upgrade input file specified using deprecated "
+                 "transformation parameters: %s", source)
+        _upgrade_data_transform(net_param)
+        log.info("Successfully upgraded file specified using deprecated data transformation "
+                 "parameters.")
+        log.warning("Note that future Caffe releases will only support transform_param "
+                    "messages for transformation fields.")
+    log.info("Attempting to upgrade input file specified using deprecated "
+             "V1LayerParameter: %s", source)
     _v1_to_current(net_param, source)
+    log.info("Successfully upgraded file specified using deprecated V1LayerParameter")
 
 
 # -- V0 -> V1 --------------------------------------------------------------------------------
@@ -166,6 +189,18 @@ def _set(msg, field, value):
 
 
 # -- data transformation fields -------------------------------------------------------------
+
+def _needs_data_upgrade(net_param):
+    from ..proto import caffe_pb2
+    V1 = caffe_pb2.V1LayerParameter
+    for l in net_param.layers:
+        name = V1.LayerType.Name(l.type)
+        if name in _DATA_PARAMS:
+            dp = getattr(l, _DATA_PARAMS[name])
+            if any(dp.HasField(f) for f in _TRANSFORM_FIELDS):
+                return True
+    return False
+
 
 def _upgrade_data_transform(net_param):
     from ..proto import caffe_pb2

@@ -1,5 +1,9 @@
 """Caffe's NetParameter upgrades, run whenever a net is read from a file (reference §3.11)."""
+import logging
+
 from ..errors import NetError
+
+log = logging.getLogger("caffelite")
 
 
 def needs_input_upgrade(net_param):
@@ -52,6 +56,15 @@ def upgrade_net(net_param, source="<net>"):
     from . import legacy
     legacy.upgrade_legacy_layers(net_param, source)
     if needs_input_upgrade(net_param):
+        log.info("Attempting to upgrade input file specified using deprecated input "
+                 "fields: %s", source)
         upgrade_net_input(net_param)
-    upgrade_batchnorm_params(net_param)
+        log.info("Successfully upgraded file specified using deprecated input fields.")
+        log.warning("Note that future Caffe releases will only support input layers and "
+                    "not input fields.")
+    if any(lp.type == "BatchNorm" and len(lp.param) == 3 for lp in net_param.layer):
+        log.info("Attempting to upgrade batch norm layers using deprecated params: %s",
+                 source)
+        upgrade_batchnorm_params(net_param)
+        log.info("Successfully upgraded batch norm layers using deprecated params.")
     return net_param
