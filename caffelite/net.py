@@ -138,7 +138,10 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
             if layer.auto_top_blobs:
                 needed = max(layer.min_top or 0, layer.exact_num_top or 0)
                 while len(tops) < needed:
-                    idx = self._new_blob("(automatic)", register=False)
+                    # Caffe names it "(automatic)", a blob like any other: a net output
+                    # unless consumed, in net.blobs (the last such blob under that name)
+                    idx = self._new_blob("(automatic)")
+                    available.add("(automatic)")
                     tops.append(self._blob_list[idx])
                     top_ids.append(idx)
             self._bottom_vecs.append(bottoms)
@@ -181,8 +184,7 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
         return idx
 
     def _cache_views(self):
-        self.blobs = OrderedDict((n, b) for n, b in zip(self._blob_names, self._blob_list)
-                                 if n != "(automatic)")
+        self.blobs = OrderedDict(zip(self._blob_names, self._blob_list))
         self.params = OrderedDict((n, l.blobs) for n, l in zip(self._layer_names, self.layers)
                                   if len(l.blobs) > 0)
         self.layer_dict = OrderedDict(zip(self._layer_names, self.layers))
@@ -195,8 +197,7 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
         self.bottom_names = OrderedDict((n, [self._blob_names[i] for i in ids])
                                         for n, ids in zip(self._layer_names, self._bottom_id_vecs))
         self._blob_loss_weights = list(self._blob_loss_weight)
-        self.blob_loss_weights = OrderedDict(
-            (n, w) for n, w in zip(self._blob_names, self._blob_loss_weight) if n != "(automatic)")
+        self.blob_loss_weights = OrderedDict(zip(self._blob_names, self._blob_loss_weight))
 
     # -- running --------------------------------------------------------------------------
     def _forward(self, start, end):

@@ -432,3 +432,16 @@ def test_upgrades_are_logged_as_caffe_logs_them(fixtures_dir, vintage, lines):
     for line in lines:
         assert line in text, line
     assert str(path) in text
+
+
+def test_a_loss_layer_without_a_top_gets_caffes_automatic_one():
+    # LossLayer::AutoTopBlobs: an "(automatic)" top with loss weight 1, a net output in
+    # net.blobs like any other blob (SoftmaxWithLoss included)
+    text = ('layer { name: "x" type: "Input" top: "x" top: "y" input_param { '
+            'shape { dim: 2 dim: 3 } shape { dim: 2 } } }\n'
+            'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" }\n')
+    net = net_from_text(text, phase=caffe.TRAIN)
+    assert net.top_names["loss"] == ["(automatic)"] and net.outputs == ["(automatic)"]
+    assert net.blob_loss_weights["(automatic)"] == 1.0
+    out = net.forward()
+    assert out["(automatic)"] == pytest.approx(np.log(3)) and "(automatic)" in net.blobs

@@ -65,6 +65,7 @@ class SoftmaxWithLossLayer(Layer):
     min_top = 1
     max_top = 2
     is_loss = True
+    auto_top_blobs = True          # LossLayer's: no top named -> an "(automatic)" loss top
 
     def setup(self, bottom, top):
         lp = self.layer_param.loss_param
