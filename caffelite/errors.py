@@ -13,6 +13,11 @@ class NetError(CaffeliteError):
     """A net that cannot be wired: unknown bottoms, duplicate tops, bad state rules."""
 
 
+class UnknownLayerError(NetError, ValueError):
+    """A layer name the net does not have (``forward(start=...)``, ...); also a ValueError,
+    which pycaffe's ``list.index`` lookup raises there."""
+
+
 class LayerError(CaffeliteError):
     """A layer that refuses its parameters or its bottom shapes; names the layer and its type."""
 

@@ -4,7 +4,7 @@ from collections import OrderedDict
 
 
 from .blob import Blob
-from .errors import CaffeliteError, NetError, layer_error
+from .errors import CaffeliteError, NetError, UnknownLayerError, layer_error
 from .layer import create_layer
 from .log import logger
 from .net_rules import filter_net, insert_splits
@@ -306,7 +306,7 @@ class Net(net_api.NetApiMixin, net_build.NetBuildMixin):
         try:
             return self._layer_names.index(name)
         except ValueError:
-            raise NetError(f"net has no layer named '{name}'") from None
+            raise UnknownLayerError(f"net has no layer named '{name}'") from None
 
     # pycaffe hooks
     def before_forward(self, fn):

@@ -127,3 +127,11 @@ def test_net_constructor_forms(tmp_path, capsys, restore_logging):
         caffe.Net(deploy, caffe.TEST, foo=1)
     with pytest.raises(TypeError, match="'phase' twice"):
         caffe.Net(deploy, caffe.TEST, phase=caffe.TEST)
+
+
+def test_an_unknown_layer_name_is_a_value_error_as_in_pycaffe():
+    net = caffe.Net("models/lenet/deploy.prototxt", caffe.TEST)
+    for call in (lambda: net.forward(start="nope"), lambda: net.forward(end="nope"),
+                 lambda: net.backward(start="nope")):
+        with pytest.raises(ValueError, match="no layer named 'nope'"):
+            call()
