@@ -1,6 +1,7 @@
 """``caffelite upgrade_net_proto_text|upgrade_net_proto_binary|upgrade_solver_proto_text``."""
 from google.protobuf import text_format
 
+from ..errors import CaffeliteError
 from ..formats.prototxt import read_binary, read_prototxt
 from ..formats.solverfile import upgrade_solver
 from ..formats.upgrade import upgrade_net
@@ -16,6 +17,17 @@ def _io_args(name, argv):
     return parser.parse_args(argv)
 
 
+def _read(reader, path, message, what):
+    """The parsed file, or None after Caffe's "Failed to parse ..." error line (its tools
+    then exit with status 2)."""
+    try:
+        return reader(path, message)
+    except CaffeliteError as e:
+        logger.error("Failed to parse input %s file as %s: %s (%s)", what,
+                     type(message).__name__, path, e)
+        return None
+
+
 def _upgrade_net_file(param, path):
     legacy = len(param.layers) > 0 or len(param.input) > 0
     upgrade_net(param, path)
@@ -28,7 +40,10 @@ def _upgrade_net_file(param, path):
 def upgrade_net_text(argv):
     from ..proto import caffe_pb2
     args = _io_args("upgrade_net_proto_text", argv)
-    param = _upgrade_net_file(read_prototxt(args.input, caffe_pb2.NetParameter()), args.input)
+    param = _read(read_prototxt, args.input, caffe_pb2.NetParameter(), "text")
+    if param is None:
+        return 2
+    param = _upgrade_net_file(param, args.input)
     with open(args.output, "w") as f:
         f.write(text_format.MessageToString(param))
     logger.info("Wrote upgraded NetParameter text proto to %s", args.output)
@@ -40,7 +55,10 @@ def upgrade_net_text(argv):
 def upgrade_net_binary(argv):
     from ..proto import caffe_pb2
     args = _io_args("upgrade_net_proto_binary", argv)
-    param = _upgrade_net_file(read_binary(args.input, caffe_pb2.NetParameter()), args.input)
+    param = _read(read_binary, args.input, caffe_pb2.NetParameter(), "binary")
+    if param is None:
+        return 2
+    param = _upgrade_net_file(param, args.input)
     with open(args.output, "wb") as f:
         f.write(param.SerializeToString())
     logger.info("Wrote upgraded NetParameter binary proto to %s", args.output)
@@ -51,7 +69,9 @@ def upgrade_net_binary(argv):
 def upgrade_solver_text(argv):
     from ..proto import caffe_pb2
     args = _io_args("upgrade_solver_proto_text", argv)
-    param = read_prototxt(args.input, caffe_pb2.SolverParameter())
+    param = _read(read_prototxt, args.input, caffe_pb2.SolverParameter(), "text")
+    if param is None:
+        return 2
     if not upgrade_solver(param, args.input):
         logger.error("File already in latest proto format: %s", args.input)
     with open(args.output, "w") as f:

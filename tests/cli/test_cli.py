@@ -252,3 +252,16 @@ def test_flags_before_the_command_and_bad_signal_effects(workdir, capfd):
     assert code == 1 and 'Invalid signal effect "bogus" was specified' in log
     code, log = run(capfd)
     assert code == 0 and "usage: caffelite <command>" in log
+
+
+def test_upgrade_tools_exit_2_on_a_file_they_cannot_parse(tmp_path, capfd):
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text('layer { name: "a" bogus: 1 }\n')
+    for tool, kind in (("upgrade_net_proto_text", "NetParameter"),
+                       ("upgrade_solver_proto_text", "SolverParameter")):
+        code, log = run(capfd, tool, str(bad), str(tmp_path / "out"))
+        assert code == 2 and f"Failed to parse input text file as {kind}: {bad}" in log
+    (tmp_path / "bad.bin").write_bytes(b"garbage")
+    code, log = run(capfd, "upgrade_net_proto_binary", str(tmp_path / "bad.bin"),
+                    str(tmp_path / "out.bin"))
+    assert code == 2 and "Failed to parse input binary file as NetParameter" in log
