@@ -13,8 +13,6 @@ bias_filler, axis}. engine and force_nd_im2col do not change the numbers and are
 """
 import math
 
-import numpy as np
-
 from ..backend import get_array_module
 from ..fillers import fill
 from ..kernels import parallel
@@ -251,29 +249,26 @@ class ConvolutionLayer(BaseConvolutionLayer):
     def _epilogue(self, y, bias):
         """The bias (if given) and the fused ReLU (if any) on a chunk y (n, G, og, L) of the
         top, split over its channels for the host threads."""
+        xp = get_array_module(y)
         ns = self.fused_relu
         if ns is None:
             if bias is not None:
-                parallel.ufunc(get_array_module(y).add, y, bias, out=y)
+                parallel.ufunc(xp.add, y, bias, out=y)
             return
-        xp = get_array_module(y)
-        n = y.shape[0]
-        rows = y.reshape(n, -1, y.shape[-1])
+        n, channels = y.shape[0], y.shape[1] * y.shape[2]
+        rows = y.reshape(n, channels, y.shape[-1])
         b = None if bias is None else bias.reshape(-1, 1)
-        if xp is not np:
-            if b is not None:
-                xp.add(rows, b, out=rows)
-            relu_flat(rows.reshape(-1), rows.reshape(-1), ns)
-            return
 
         def piece(s):
-            for j in range(n):
-                part = rows[j, s]
+            # all channels at once (one piece: a GPU, or a small chunk); else image by
+            # image, each piece's rows contiguous within an image
+            whole = s.start == 0 and s.stop == channels
+            for part in [rows] if whole else [rows[j, s] for j in range(n)]:
                 if b is not None:
-                    np.add(part, b[s], out=part)
+                    xp.add(part, b[s], out=part)
                 flat = part.reshape(-1)
                 relu_flat(flat, flat, ns)
-        parallel.for_slices(rows.shape[1], piece, y.size)
+        parallel.for_slices(channels, piece, y.size, xp)
 
     def backward(self, top, propagate_down, bottom):
         G, og, ck, L = self.sizes

@@ -22,34 +22,24 @@ def _zeros(dtype):
 
 
 def relu_flat(x, y, negative_slope=0.0):
-    """y = max(x, 0) + negative_slope * min(x, 0) on flat arrays (y may be x); on the host
-    a block at a time against the zero block. Also the epilogue of the layers a ReLU is
-    fused into (``caffelite.transforms.fuse_relu``)."""
+    """y = max(x, 0) + negative_slope * min(x, 0) on flat arrays (y may be x): on the host a
+    block at a time against the zero block, on a GPU in one pass against a scalar 0. Also
+    the epilogue of the layers a ReLU is fused into (``caffelite.transforms.fuse_relu``)."""
     xp = get_array_module(x)
     ns = x.dtype.type(negative_slope)
-    if xp is not np:
-        zero = x.dtype.type(0)
-        if negative_slope:
-            neg = xp.minimum(x, zero)
-            neg *= ns
-            xp.maximum(x, zero, out=y)
-            y += neg
-        else:
-            xp.maximum(x, zero, out=y)
-        return
-    z = _zeros(x.dtype)
-    neg = scratch(np, "relu", (min(ZERO_BLOCK, x.size),), x.dtype) if negative_slope else None
-    for i in range(0, x.size, ZERO_BLOCK):
-        j = min(i + ZERO_BLOCK, x.size)
-        zb = z[:j - i]
+    step = ZERO_BLOCK if xp is np else max(1, x.size)
+    neg = scratch(xp, "relu", (min(step, x.size),), x.dtype) if negative_slope else None
+    for i in range(0, x.size, step):
+        j = min(i + step, x.size)
+        zero = _zeros(x.dtype)[:j - i] if xp is np else x.dtype.type(0)
         if negative_slope:
             t = neg[:j - i]
-            np.minimum(x[i:j], zb, out=t)
+            xp.minimum(x[i:j], zero, out=t)
             t *= ns
-            np.maximum(x[i:j], zb, out=y[i:j])      # y may be x: the negative part is taken
+            xp.maximum(x[i:j], zero, out=y[i:j])    # y may be x: the negative part is taken
             y[i:j] += t
         else:
-            np.maximum(x[i:j], zb, out=y[i:j])
+            xp.maximum(x[i:j], zero, out=y[i:j])
 
 
 @register_layer("ReLU", v1="RELU")
