@@ -178,15 +178,6 @@ def resize_image(im, new_dims, interp_order=1):
     return (resized * (hi - lo) + lo).astype(np.float32)
 
 
-def _resized_mean(mean, dims):
-    """A C×H×W mean resized to C×dims through resize_image (which works on [0, 1])."""
-    lo, hi = float(mean.min()), float(mean.max())
-    if hi == lo:
-        return np.full((mean.shape[0],) + tuple(dims), lo, dtype=np.float32)
-    unit = (mean - lo) / (hi - lo)
-    return resize_image(unit.transpose(1, 2, 0), dims).transpose(2, 0, 1) * (hi - lo) + lo
-
-
 def oversample(images, crop_dims):
     """The 10 crops of each H×W×K image: 4 corners and the centre, then their mirrors."""
     im_shape = np.array(images[0].shape)
@@ -298,7 +289,10 @@ class Transformer:
                 if shape[0] != want[0]:
                     raise ValueError(f"Mean shape incompatible with input shape: the mean has "
                                      f"{shape[0]} channels, input {in_!r} has {want[0]}")
-                mean = _resized_mean(mean.reshape(shape), want[1:])
+                # pycaffe stretches the mean to [0, 1] for resize_image, which does that
+                # itself (and keeps a constant mean constant)
+                mean = resize_image(mean.reshape(shape).transpose(1, 2, 0),
+                                    want[1:]).transpose(2, 0, 1)
         self.mean[in_] = mean
 
     def set_input_scale(self, in_, scale):
