@@ -103,18 +103,7 @@ def parse_log(path):
     """(train_rows, test_rows): lists of OrderedDicts, as Caffe's parse_log.parse_log
     returns them. (``smoothed_loss(path)`` gives the ``Iteration N ..., loss = X`` values,
     which Caffe's tables leave out.)"""
-    lines = _read_lines(path)
-    clock = _Clock(_log_year(path, lines))
-    start, begin, first = None, 0, None
-    for k, line in enumerate(lines):
-        when = clock(line)  # every line, so that a year end before 'Solving' is counted
-        if when is not None and first is None:
-            first = when
-        if when is not None and "Solving" in line:
-            start, begin = when, k + 1
-            break
-    if start is None:       # no 'Solving' line: from the first timestamp, all lines
-        clock, start = _Clock(_log_year(path, lines)), first
+    lines, clock, start, begin = _timeline(path)
     iteration, lr = None, math.nan
     train, test = _Table(), _Table()
     for line in lines[begin:]:
@@ -138,39 +127,44 @@ def parse_log(path):
     return train.rows, test.rows
 
 
-def display_points(path):
-    """{"loss": [(iteration, seconds, loss)], "lr": [(iteration, seconds, rate)]} from the
-    ``Iteration N (...), loss = X`` and ``Iteration N, lr = R`` lines, Seconds counted as
-    in parse_log (what Caffe's parse_log.sh extracts for its training table)."""
+def _timeline(path):
+    """(lines, clock, start, begin): the log's lines, the clock that reads their glog
+    timestamps, the time Seconds count from (the ``Solving`` line's, as Caffe's script; the
+    first timestamp when there is none) and the index of the first line after it."""
     lines = _read_lines(path)
     clock = _Clock(_log_year(path, lines))
-    start, out = None, {"loss": [], "lr": []}
-    for line in lines:
+    first = None
+    for k, line in enumerate(lines):
+        when = clock(line)  # every line, so that a year end before 'Solving' is counted
+        if when is not None and first is None:
+            first = when
+        if when is not None and "Solving" in line:
+            return lines, clock, when, k + 1
+    return lines, _Clock(_log_year(path, lines)), first, 0
+
+
+def display_points(path):
+    """{"loss": [(iteration, seconds, loss)], "lr": [(iteration, seconds, rate)]} from the
+    ``Iteration N (...), loss = X`` and ``Iteration N, lr = R`` lines (what Caffe's
+    parse_log.sh takes for its training table); Seconds as in parse_log, NaN on a line
+    without a timestamp."""
+    lines, clock, start, begin = _timeline(path)
+    out = {"loss": [], "lr": []}
+    for line in lines[begin:]:
         when = clock(line)
-        if when is None:
-            continue
-        if start is None or "Solving" in line and not out["loss"] and not out["lr"]:
-            start = when
+        seconds = (when - start).total_seconds() if when is not None else math.nan
         m = _LOSS.search(line)
         if m:
-            out["loss"].append((int(m.group(1)), (when - start).total_seconds(),
-                                _float(m.group(2))))
-        m = _LR.search(line)
-        it = _ITERATION.search(line)
+            out["loss"].append((int(m.group(1)), seconds, _float(m.group(2))))
+        m, it = _LR.search(line), _ITERATION.search(line)
         if m and it:
-            out["lr"].append((int(it.group(1)), (when - start).total_seconds(),
-                              float(m.group(1))))
+            out["lr"].append((int(it.group(1)), seconds, float(m.group(1))))
     return out
 
 
 def smoothed_loss(path):
     """[(iteration, loss)] from the ``Iteration N (...), loss = X`` display lines."""
-    out = []
-    for line in _read_lines(path):
-        m = _LOSS.search(line)
-        if m:
-            out.append((int(m.group(1)), _float(m.group(2))))
-    return out
+    return [(it, loss) for it, _, loss in display_points(path)["loss"]]
 
 
 def _read_lines(path):
