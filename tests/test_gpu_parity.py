@@ -21,8 +21,8 @@ if not backend.gpu_available():
     pytest.skip("no CUDA device visible to CuPy", allow_module_level=True)
 
 import caffelite as caffe  # noqa: E402
-from caffelite.testing.fixtures import (_compare, chdir, key, load_case, put,  # noqa: E402
-                                       replay_net_case)
+from caffelite.testing.fixtures import (_compare, _compare_final, chdir, key,  # noqa: E402
+                                       load_case, put, replay_net_case)
 
 RTOL, ATOL = 1e-4, 1e-5     # float32 on two devices: different summation orders
 
@@ -100,11 +100,7 @@ def test_lenet_training_on_gpu_follows_caffe(case_dir, gpu_mode):
         solver.step(1)
         losses.append(float(backend.asnumpy(net.blobs["loss"].data)))
     _compare("loss per iteration", np.array(losses), data["loss"], rtol, atol)
-    for name, layer in net.layer_dict.items():
-        for i, blob in enumerate(layer.blobs):
-            k = f"final/{key(name)}/{i}"
-            if k in data:
-                _compare(f"{case['name']}: {k}", blob.data, data[k], rtol, atol)
+    _compare_final(net, data, rtol, atol, case["name"])
 
 
 def test_inference_transforms_on_gpu(gpu_mode):

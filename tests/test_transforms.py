@@ -18,6 +18,15 @@ def _resnet_block(fixtures_dir):
     return case, data, net
 
 
+def _test_net(text):
+    """A TEST-phase Net from prototxt text (no file: no upgrades)."""
+    from caffelite.formats.prototxt import parse_text
+    from caffelite.proto import caffe_pb2
+    param = parse_text(text, caffe_pb2.NetParameter())
+    param.state.phase = caffe_pb2.TEST
+    return caffe.Net(param)
+
+
 def _forward_matches_caffe(net, case, data):
     """Caffe's inputs in, every blob a later layer reads keeps its name and Caffe's value."""
     for b in case["inputs"]:
@@ -52,11 +61,7 @@ def test_folding_keeps_batch_norm_that_computes_statistics():
     layer { name: "bn" type: "BatchNorm" bottom: "c" top: "c"
             batch_norm_param { use_global_stats: false } }
     """
-    from caffelite.formats.prototxt import parse_text
-    from caffelite.proto import caffe_pb2
-    param = parse_text(text, caffe_pb2.NetParameter())
-    param.state.phase = caffe_pb2.TEST
-    net = caffe.Net(param)
+    net = _test_net(text)
     assert [layer.type for layer in fold_batchnorm(net).layers].count("BatchNorm") == 1
 
 
@@ -70,11 +75,7 @@ def test_folding_a_conv_whose_output_is_also_read_elsewhere_is_refused():
             batch_norm_param { use_global_stats: true } }
     layer { name: "sum" type: "Eltwise" bottom: "c" bottom: "n" top: "s" }
     """
-    from caffelite.formats.prototxt import parse_text
-    from caffelite.proto import caffe_pb2
-    param = parse_text(text, caffe_pb2.NetParameter())
-    param.state.phase = caffe_pb2.TEST
-    net = caffe.Net(param)
+    net = _test_net(text)
     rng = np.random.default_rng(0)
     bn = net.layer_dict["bn"]
     bn.blobs[0].data[...] = rng.normal(size=2)
@@ -126,12 +127,8 @@ layer { name: "relu_p" type: "ReLU" bottom: "p" top: "p" }
 
 
 def _fuse_case():
-    from caffelite.formats.prototxt import parse_text
-    from caffelite.proto import caffe_pb2
-    param = parse_text(FUSE_NET, caffe_pb2.NetParameter())
-    param.state.phase = caffe_pb2.TEST
     caffe.set_random_seed(3)
-    net = caffe.Net(param)
+    net = _test_net(FUSE_NET)
     net.blobs["x"].data[...] = np.random.default_rng(1).standard_normal((3, 3, 24, 24))
     return net
 

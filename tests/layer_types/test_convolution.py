@@ -179,6 +179,16 @@ def test_weight_filler_defaults_to_constant_zero():
     assert layer.blobs[0].shape == (2, 2, 3, 3) and layer.blobs[1].shape == (2,)
 
 
+def forward_backward(layer, bottom, top, dy):
+    """Forward, then backward of ``dy`` from zeroed param diffs: [top, dx, param diffs]."""
+    layer.Forward(bottom, top)
+    top[0].diff[...] = dy
+    for bl in layer.blobs:
+        bl.diff[...] = 0
+    layer.Backward(top, [True], bottom)
+    return [top[0].data.copy(), bottom[0].diff.copy()] + [bl.diff.copy() for bl in layer.blobs]
+
+
 def test_batch_chunking_gives_the_same_result(monkeypatch):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 2, 6, 6))
@@ -188,13 +198,7 @@ def test_batch_chunking_gives_the_same_result(monkeypatch):
     dy = rng.standard_normal(top[0].shape)
 
     def run():
-        layer.Forward(bottom, top)
-        top[0].diff[...] = dy
-        for bl in layer.blobs:
-            bl.diff[...] = 0
-        layer.Backward(top, [True], bottom)
-        return [top[0].data.copy(), bottom[0].diff.copy()] + [bl.diff.copy() for bl in
-                                                                layer.blobs]
+        return forward_backward(layer, bottom, top, dy)
     whole = run()
     monkeypatch.setattr(conv_mod, "COL_BUFFER_ELEMENTS", 2 * 18 * 36)  # 2 images per chunk
     assert len(layer._chunks()) == 3
@@ -391,19 +395,17 @@ def test_every_gemm_layout_gives_the_same_numbers(monkeypatch, shape, kw):
     dy = rng.standard_normal(top[0].shape)
 
     def run():
-        layer.Forward(bottom, top)
-        top[0].diff[...] = dy
-        for bl in layer.blobs:
-            bl.diff[...] = 0
-        layer.Backward(top, [True], bottom)
-        return [top[0].data.copy(), bottom[0].diff.copy()] + [bl.diff.copy() for bl in
-                                                                layer.blobs]
+        return forward_backward(layer, bottom, top, dy)
     results = []
-    for per_image, width, col_elems in ((1, 0, 1 << 23), (10 ** 9, 0, 1 << 23),
-                                        (10 ** 9, 10 ** 9, 1 << 23), (10 ** 9, 10 ** 9, 1)):
+    # (per-image threshold, batch_last width, batch chunk, per-image chunk) in elements;
+    # the second and the last row cut the batch into chunks of one image
+    for per_image, width, col_elems, image_elems in (
+            (1, 0, 1 << 23, 1 << 20), (1, 0, 1 << 23, 1), (10 ** 9, 0, 1 << 23, 1 << 20),
+            (10 ** 9, 10 ** 9, 1 << 23, 1 << 20), (10 ** 9, 10 ** 9, 1, 1 << 20)):
         monkeypatch.setattr(conv_mod, "PER_IMAGE_MIN_POSITIONS", per_image)
         monkeypatch.setattr(conv_mod, "BATCH_LAST_MAX_WIDTH", width)
         monkeypatch.setattr(conv_mod, "COL_BUFFER_ELEMENTS", col_elems)
+        monkeypatch.setattr(conv_mod, "PER_IMAGE_COL_ELEMENTS", image_elems)
         results.append(run())
     for other in results[1:]:
         for a, b in zip(other, results[0]):
